@@ -1,0 +1,1 @@
+"""ComfyUI HTTP + WebSocket client, model catalogue and workflow templates (Qt-free)."""

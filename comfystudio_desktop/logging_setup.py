@@ -1,0 +1,39 @@
+"""Logging: one rotating file in the home's `logs/`, plus stderr."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+__all__ = ["LOG_FILE_NAME", "configure_logging"]
+
+LOG_FILE_NAME = "comfystudio.log"
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(process)d:%(threadName)s] %(message)s"
+_MARKER = "_comfystudio_handler"
+
+
+def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool = True) -> Path:
+    """Attach the app's handlers to the root logger once per process; return the log file path."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    log_file = logs_dir / LOG_FILE_NAME
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _MARKER, False):
+            root.removeHandler(handler)
+            handler.close()
+    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024 * 1024, backupCount=5,
+                                                        encoding="utf-8", delay=True)
+    handlers: list[logging.Handler] = [file_handler]
+    if stderr and sys.stderr is not None:  # a windowed frozen app has no stderr
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        setattr(handler, _MARKER, True)
+        root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party chatter at INFO would drown our one-line-per-event log.
+    for noisy in ("urllib3", "websocket", "PIL", "asyncio", "qasync"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return log_file

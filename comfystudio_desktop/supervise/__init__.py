@@ -1,0 +1,1 @@
+"""Process supervision: pid files, restart policy, supervised processes (Qt-free)."""
