@@ -40,7 +40,8 @@ MIN_SIDE, MAX_SIDE = 64, 8192
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _MODEL_RE = re.compile(r"^[^\x00-\x1f<>:\"|?*]{1,255}$")
 _RATIO_RE = re.compile(r"^(\d{1,3}):(\d{1,3})$")
-_UUID_RE = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+# Job ids become file names ({job_id}.png) and ComfyUI prompt ids: letters, digits, '-' and '_' only.
+_JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class JobStatus(StrEnum):
@@ -109,7 +110,8 @@ class Job:
 
     def validate(self) -> Job:
         """Check every field; raise `JobValidationError` naming the first bad one, else return self."""
-        _check(bool(_UUID_RE.match(self.job_id)), "job_id", "must be a UUID")
+        _check(isinstance(self.job_id, str) and bool(_JOB_ID_RE.match(self.job_id)), "job_id",
+               "must be 1-64 letters, digits, '-' or '_'")
         _check(isinstance(self.prompt, str) and self.prompt.strip() != "", "prompt", "must not be empty")
         _check(len(self.prompt) <= MAX_PROMPT_CHARS, "prompt", f"is longer than {MAX_PROMPT_CHARS} characters")
         _check(len(self.negative_prompt) <= MAX_PROMPT_CHARS, "negative_prompt", "is too long")

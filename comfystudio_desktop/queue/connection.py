@@ -1,0 +1,145 @@
+"""A Redis connection that survives a server crash, with the seed system's auto-recovery semantics.
+
+`_ensure_connected()` checks with PING and reconnects up to 5 attempts 2 s apart, resetting the counter after a
+success. The log lines are the ones operators already search for: `Redis connection lost: ...`,
+`Reconnect attempt X/5 failed`, `Connected to Redis successfully`.
+
+Blocking reads (BLPOP, XREAD BLOCK) use their own client whose socket timeout exceeds the block time, because
+redis-py raises on a blocking call that outlasts `socket_timeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+
+from comfystudio_desktop.queue.redis_server import RedisEndpoint
+
+__all__ = ["RECOVERABLE_ERRORS", "RedisUnavailable", "ResilientRedis"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RECOVERABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    ConnectionError,
+    OSError,
+)
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis could not be reached after the reconnect attempts."""
+
+
+class ResilientRedis:
+    """Two redis-py clients (plain and blocking) for one endpoint, reconnected on failure.
+
+    `endpoint_provider` is asked again on every reconnect, so a server restarted on a new port is found.
+    """
+
+    def __init__(
+        self,
+        endpoint_provider: Callable[[], RedisEndpoint],
+        *,
+        attempts: int = 5,
+        delay_s: float = 2.0,
+        max_block_s: float = 10.0,
+    ) -> None:
+        self._provider = endpoint_provider
+        self.attempts = attempts
+        self.delay_s = delay_s
+        self.max_block_s = max_block_s
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self.endpoint = endpoint_provider()
+        self._client = self.endpoint.client()
+        self._blocking = self.endpoint.client(socket_timeout=max_block_s + 5.0)
+        self.connected = True
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client for ordinary (non-blocking) commands."""
+        return self._client
+
+    @property
+    def blocking(self) -> redis.Redis:
+        """The client for BLPOP / XREAD BLOCK of at most `max_block_s`."""
+        return self._blocking
+
+    def close(self) -> None:
+        """Close both clients; later calls raise RedisUnavailable."""
+        self._closed.set()
+        with self._lock:
+            self._client.close()
+            self._blocking.close()
+
+    def _ensure_connected(self) -> bool:
+        """PING; on failure rebuild the clients up to `attempts` times, `delay_s` apart."""
+        with self._lock:
+            try:
+                if self._client.ping():
+                    return True
+            except RECOVERABLE_ERRORS as exc:
+                if self.connected:
+                    log.warning("Redis connection lost: %s", exc)
+                self.connected = False
+            for attempt in range(1, self.attempts + 1):
+                if self._closed.is_set():
+                    return False
+                try:
+                    self._reconnect()
+                    self.connected = True
+                    log.info("Connected to Redis successfully")
+                    return True
+                except (*RECOVERABLE_ERRORS, RuntimeError) as exc:  # type: ignore[misc]
+                    log.warning("Reconnect attempt %d/%d failed: %s", attempt, self.attempts, exc)
+                if attempt < self.attempts and self._closed.wait(self.delay_s):
+                    return False
+            return False
+
+    def _reconnect(self) -> None:
+        endpoint = self._provider()
+        client = endpoint.client()
+        client.ping()
+        blocking = endpoint.client(socket_timeout=self.max_block_s + 5.0)
+        old = (self._client, self._blocking)
+        self.endpoint, self._client, self._blocking = endpoint, client, blocking
+        for stale in old:
+            stale.close()
+
+    def call(self, operation: Callable[[redis.Redis], T], *, blocking: bool = False, reconnect: bool = True) -> T:
+        """Run `operation(client)`; on a connection error reconnect (seed semantics) and run it once more.
+
+        Operations passed here must be idempotent: a write whose reply was lost is sent again.
+        Raises RedisUnavailable when the server stays unreachable.
+        """
+        try:
+            return operation(self._blocking if blocking else self._client)
+        except RECOVERABLE_ERRORS as exc:
+            if self.connected:
+                log.warning("Redis connection lost: %s", exc)
+                self.connected = False
+            if not reconnect or not self._ensure_connected():
+                raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+        try:
+            return operation(self._blocking if blocking else self._client)
+        except RECOVERABLE_ERRORS as exc:
+            self.connected = False
+            raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    def wait_until_connected(self, timeout: float) -> bool:
+        """Keep trying to reconnect until `timeout` passes (used by long-running loops after an outage)."""
+        deadline = time.monotonic() + timeout
+        while not self._closed.is_set():
+            if self._ensure_connected():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+        return False

@@ -1,0 +1,85 @@
+"""Opening the app's core for a command or the window: home, settings, logging, Redis, queue."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from comfystudio_desktop.home import Home, resolve_home
+from comfystudio_desktop.logging_setup import configure_logging
+from comfystudio_desktop.queue.connection import RedisUnavailable, ResilientRedis
+from comfystudio_desktop.queue.job_queue import JobQueue
+from comfystudio_desktop.queue.outbox import Outbox
+from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisEndpoint
+from comfystudio_desktop.settings import Settings, load_settings
+
+__all__ = ["COMFY_URL_ENV", "Runtime", "load_home_and_settings", "open_queue"]
+
+log = logging.getLogger(__name__)
+COMFY_URL_ENV = "COMFYSTUDIO_COMFY_URL"
+
+
+def load_home_and_settings(home_dir: str | os.PathLike[str] | None = None, *, comfy_url: str | None = None,
+                           log_to_stderr: bool = True, log_level: int = logging.INFO) -> tuple[Home, Settings]:
+    """Resolve and create the home, configure logging, load settings and apply the URL override."""
+    root = resolve_home(home_dir)
+    settings = load_settings(root / "config.json")
+    home = Home(root, Path(settings.storage_dir) if settings.storage_dir else None).create()
+    configure_logging(home.logs, stderr=log_to_stderr, level=log_level)
+    url = comfy_url or os.environ.get(COMFY_URL_ENV)
+    if url:
+        settings = replace(settings, comfy_url=url).validate()
+    return home, settings
+
+
+@dataclass
+class Runtime:
+    """The opened core: what every command and the window work with."""
+
+    home: Home
+    settings: Settings
+    queue: JobQueue
+    redis_server: EmbeddedRedis | None  # None with an external Redis
+
+    @property
+    def endpoint(self) -> RedisEndpoint:
+        """Where the queue's Redis is."""
+        return self.queue.conn.endpoint
+
+    def close(self) -> None:
+        """Close connections; the embedded server keeps running for other processes."""
+        self.queue.conn.close()
+
+
+def open_queue(home: Home, settings: Settings, *, start_redis: bool = True, reconnect_delay_s: float = 2.0,
+               endpoint_provider: Callable[[], RedisEndpoint] | None = None) -> Runtime:
+    """Connect to the queue's Redis, starting the home's embedded server when needed.
+
+    `endpoint_provider` replaces the default way of finding the server on reconnect (the window passes one that
+    leaves restarting to the watchdog).
+    """
+    server: EmbeddedRedis | None = None
+    if settings.redis_mode == "external":
+        url = settings.redis_url
+
+        def external() -> RedisEndpoint:
+            return RedisEndpoint(host="", port=0, password=None, embedded=False, url=url)
+
+        provider = endpoint_provider or external
+    else:
+        server = EmbeddedRedis(home, settings.redis_binary or None)
+        provider = endpoint_provider or (server.ensure_running if start_redis else server.endpoint)
+    conn = ResilientRedis(provider, delay_s=reconnect_delay_s)
+    queue = JobQueue(conn, outbox=Outbox(home.outbox), max_attempts=settings.max_attempts,
+                     lease_seconds=settings.lease_seconds)
+    try:
+        delivered = queue.deliver_outbox()
+    except RedisUnavailable as exc:
+        log.warning("Outbox not delivered yet: %s", exc)
+    else:
+        if delivered:
+            log.info("Delivered %d job(s) from the outbox", delivered)
+    return Runtime(home=home, settings=settings, queue=queue, redis_server=server)
