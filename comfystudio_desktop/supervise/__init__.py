@@ -1,1 +1,1 @@
-"""Process supervision: pid files, restart policy, supervised processes (Qt-free)."""
+"""Process supervision (Qt-free): pid files, restart policy, supervised processes, the watchdog, ComfyUI launch."""
