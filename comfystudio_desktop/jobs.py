@@ -205,6 +205,8 @@ class JobRecord:
     outputs: tuple[str, ...] = ()
     node_errors: str = ""
     job: Job | None = None
+    rerun_required: bool = False  # retried by the user: an earlier run still in ComfyUI must not be followed
+    comfy_prompt_id: str = ""  # ComfyUI's id of the latest run (the job id, or `{job_id}-r{n}` after a retry)
 
     def seed_fields(self) -> dict[str, Any]:
         """Exactly the seed's `GET /api/status` answer."""

@@ -16,7 +16,7 @@ from comfystudio_desktop.queue.outbox import Outbox
 from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.settings import Settings, load_settings
 
-__all__ = ["COMFY_URL_ENV", "Runtime", "load_home_and_settings", "open_queue"]
+__all__ = ["COMFY_URL_ENV", "Runtime", "load_home_and_settings", "open_queue", "redis_endpoint_provider"]
 
 log = logging.getLogger(__name__)
 COMFY_URL_ENV = "COMFYSTUDIO_COMFY_URL"
@@ -54,24 +54,29 @@ class Runtime:
         self.queue.conn.close()
 
 
+def redis_endpoint_provider(home: Home, settings: Settings, *,
+                            may_start: Callable[[], bool] = lambda: True) -> Callable[[], RedisEndpoint]:
+    """How to find the queue's Redis on every (re)connect.
+
+    External: the configured URL. Embedded: the home's server, started (or restarted after a crash) while
+    `may_start()` says so; otherwise only a running server is used.
+    """
+    if settings.redis_mode == "external":
+        url = settings.redis_url
+        return lambda: RedisEndpoint(host="", port=0, password=None, embedded=False, url=url)
+    server = EmbeddedRedis(home, settings.redis_binary or None)
+    return lambda: server.ensure_running() if may_start() else server.endpoint()
+
+
 def open_queue(home: Home, settings: Settings, *, start_redis: bool = True, reconnect_delay_s: float = 2.0,
                endpoint_provider: Callable[[], RedisEndpoint] | None = None) -> Runtime:
     """Connect to the queue's Redis, starting the home's embedded server when needed.
 
-    `endpoint_provider` replaces the default way of finding the server on reconnect (the window passes one that
-    leaves restarting to the watchdog).
+    `endpoint_provider` replaces the default way of finding the server on reconnect (see
+    `redis_endpoint_provider`).
     """
-    server: EmbeddedRedis | None = None
-    if settings.redis_mode == "external":
-        url = settings.redis_url
-
-        def external() -> RedisEndpoint:
-            return RedisEndpoint(host="", port=0, password=None, embedded=False, url=url)
-
-        provider = endpoint_provider or external
-    else:
-        server = EmbeddedRedis(home, settings.redis_binary or None)
-        provider = endpoint_provider or (server.ensure_running if start_redis else server.endpoint)
+    server = EmbeddedRedis(home, settings.redis_binary or None) if settings.redis_mode == "embedded" else None
+    provider = endpoint_provider or redis_endpoint_provider(home, settings, may_start=lambda: start_redis)
     conn = ResilientRedis(provider, delay_s=reconnect_delay_s)
     queue = JobQueue(conn, outbox=Outbox(home.outbox), max_attempts=settings.max_attempts,
                      lease_seconds=settings.lease_seconds)

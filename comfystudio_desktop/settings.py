@@ -40,6 +40,10 @@ class Settings:
     comfy_main: str = ""  # managed mode: path of ComfyUI's main.py
     comfy_args: tuple[str, ...] = ()
     comfy_port: int = 0  # managed mode: 0 = pick a free port
+    # UNET models load their text encoder and VAE separately; empty = the workflow template's default file name
+    unet_text_encoder: str = ""
+    unet_vae: str = ""
+    flux_clip_l: str = ""
     # Redis
     redis_mode: str = "embedded"  # embedded: the app's own redis-server; external: redis_url
     redis_url: str = ""

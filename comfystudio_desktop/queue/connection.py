@@ -121,13 +121,18 @@ class ResilientRedis:
         Raises RedisUnavailable when the server stays unreachable.
         """
         try:
-            return operation(self._blocking if blocking else self._client)
+            result = operation(self._blocking if blocking else self._client)
         except RECOVERABLE_ERRORS as exc:
             if self.connected:
                 log.warning("Redis connection lost: %s", exc)
                 self.connected = False
             if not reconnect or not self._ensure_connected():
                 raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+        else:
+            if not self.connected:  # the server came back and redis-py's pool reconnected on its own
+                self.connected = True
+                log.info("Connected to Redis successfully")
+            return result
         try:
             return operation(self._blocking if blocking else self._client)
         except RECOVERABLE_ERRORS as exc:

@@ -438,6 +438,8 @@ def record_from_hash(data: dict[str, str]) -> JobRecord:
         outputs=outputs,
         node_errors=data.get("node_errors", ""),
         job=job,
+        rerun_required=data.get("rerun_required") == "1",
+        comfy_prompt_id=data.get("comfy_prompt_id", ""),
     )
 
 

@@ -242,7 +242,7 @@ local score = string.format('%.0f', (100 - tonumber(spec['priority'] or 0)) * 1e
 redis.call('PERSIST', key)
 redis.call('HDEL', key, 'lease_token', 'finished_at', 'node_errors', 'outputs', 'last_error')
 redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'error', '', 'image_url', '', 'message', 'retry',
-           'attempts', '0', 'updated_at', ARGV[2], 'score', score)
+           'attempts', '0', 'updated_at', ARGV[2], 'score', score, 'rerun_required', '1')
 redis.call('ZADD', KEYS[1], score, ARGV[1])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('LTRIM', KEYS[2], -64, -1)
