@@ -7,7 +7,7 @@ progress bar from the style, so light and dark themes both look native.
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QImage, QPainter, QPalette
+from PySide6.QtGui import QIcon, QImage, QPainter, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QStyle,
@@ -41,6 +41,8 @@ class JobDelegate(QStyledItemDelegate):
         if column not in (Column.STATUS, Column.PROGRESS, Column.THUMBNAIL):
             super().paint(painter, option, index)
             return
+        if option.rect.width() <= 0 or option.rect.height() <= 0:
+            return  # a collapsed column: the style would paint into an empty cached pixmap
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
         widget = opt.widget
@@ -48,6 +50,7 @@ class JobDelegate(QStyledItemDelegate):
         # The style draws background, selection and focus; we draw the content.
         opt.text = ""
         opt.features &= ~QStyleOptionViewItem.ViewItemFeature.HasDecoration
+        opt.icon = QIcon()  # the style paints any icon into the (empty) decoration rect, warning on a 0-size pixmap
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
         painter.save()
         try:

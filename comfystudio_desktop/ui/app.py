@@ -1,0 +1,96 @@
+"""Starting the window: QApplication, the qasync event loop, single instance, controller, tray and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+import qasync
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from comfystudio_desktop import __version__
+from comfystudio_desktop.home import Home
+from comfystudio_desktop.settings import Settings
+from comfystudio_desktop.ui.app_controller import AppController
+from comfystudio_desktop.ui.background_tasks import background_pool
+from comfystudio_desktop.ui.main_window import MainWindow
+from comfystudio_desktop.ui.single_instance import SingleInstance
+from comfystudio_desktop.ui.theme import apply_theme
+from comfystudio_desktop.ui.tray import TrayController
+
+__all__ = ["AppSession", "run_app"]
+
+log = logging.getLogger(__name__)
+
+
+class AppSession:
+    """One running window with its controller and tray; `run()` is the app's whole life on the event loop."""
+
+    def __init__(self, home: Home, settings: Settings) -> None:
+        self.controller = AppController(home, settings)
+        self.tray = TrayController()
+        self.window = MainWindow(self.controller, self.tray)
+        self._quit = asyncio.get_event_loop().create_future()
+        self.window.quit_requested.connect(self._on_window_quit_requested)
+
+    def _on_window_quit_requested(self) -> None:
+        if not self._quit.done():
+            self._quit.set_result(None)
+
+    async def start(self) -> None:
+        """Show the window and open the queue; raises if Redis cannot be opened."""
+        self.window.show()
+        await self.controller.start()
+
+    async def run(self, *, exit_when_ready: bool = False) -> int:
+        """Start, wait for quit, shut down. Returns the exit code."""
+        started = time.perf_counter()
+        try:
+            await self.start()
+        except Exception as exc:
+            log.exception("Could not start")
+            if not exit_when_ready:
+                QMessageBox.critical(self.window, "ComfyStudio cannot start", str(exc))
+            await self.shutdown()
+            return 1
+        if exit_when_ready:
+            print(f"ready in {time.perf_counter() - started:.3f} s", flush=True)
+        else:
+            await self._quit
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        """Stop worker, follower and (what we started of) Redis; close the window and the tray."""
+        self.window.save_state()
+        self.window.hide()  # gone at once for the user, while jobs are handed back and Redis saves
+        await self.controller.shutdown(stop_redis=True)
+        background_pool().waitForDone(10_000)
+        self.tray.hide()
+        self.window.close_for_quit()
+
+
+def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) -> int:
+    """Run the window until the user quits (or, with `exit_when_ready`, until it is ready). Returns the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("ComfyStudio")
+    app.setOrganizationName("ComfyStudio")
+    app.setApplicationVersion(__version__)
+    app.setQuitOnLastWindowClosed(False)  # the tray may keep the app alive; quitting is explicit
+    apply_theme(app)
+    instance = SingleInstance(home.root)
+    if not instance.claim():
+        return 0
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            session = AppSession(home, settings)
+            instance.activate_requested.connect(session.window.bring_to_front)
+            code: int = loop.run_until_complete(session.run(exit_when_ready=exit_when_ready))
+            return code
+    finally:
+        instance.release()
