@@ -164,6 +164,13 @@ class AppController(QObject):
         assert self.runtime is not None
         return await asyncio.to_thread(self.runtime.queue.retry, job_id)
 
+    async def load_record(self, job_id: str) -> None:
+        """Read one job's full record (parameters included) and hand it to the table."""
+        assert self.runtime is not None
+        record = await asyncio.to_thread(self.runtime.queue.status, job_id)
+        if record is not None:
+            self.records_loaded.emit([record])
+
     async def refresh_models(self) -> None:
         """Reload the grouped model list (from ComfyUI, else the models folder)."""
         models_dir = self.settings.comfy_models_dir or None

@@ -25,7 +25,8 @@ __all__ = ["JobDelegate"]
 
 _Index = QModelIndex | QPersistentModelIndex
 _PILL_PAD_X, _PILL_PAD_Y = 8, 2
-_PROGRESS_TEXT = {JobStatus.QUEUED: "Waiting", JobStatus.FINISHED: "Done"}
+_PROGRESS_TEXT = {JobStatus.QUEUED: "Waiting", JobStatus.FINISHED: "Done", JobStatus.FAILED: "Failed",
+                  JobStatus.CANCELLED: "Cancelled"}
 
 
 class JobDelegate(QStyledItemDelegate):
@@ -110,7 +111,8 @@ class JobDelegate(QStyledItemDelegate):
         bar.state = opt.state | QStyle.StateFlag.State_Horizontal
         bar.minimum, bar.maximum = 0, 100
         bar.progress = 100 if status == JobStatus.FINISHED else max(0, min(100, progress))
-        bar.text = _PROGRESS_TEXT.get(status, f"{progress} %") if status is not None else f"{progress} %"
+        template = _PROGRESS_TEXT.get(status, "{p} %") if status is not None else "{p} %"
+        bar.text = template.format(p=progress)
         bar.textVisible = True
         bar.textAlignment = Qt.AlignmentFlag.AlignCenter
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)

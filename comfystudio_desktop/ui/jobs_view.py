@@ -70,8 +70,10 @@ class JobsView(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(Column.PROMPT, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((Column.STATUS, 96), (Column.PROGRESS, 110), (Column.THUMBNAIL, 76)):
+        header.setStretchLastSection(True)  # the error text takes what is left; the prompt keeps a useful width
+        for column, width in ((Column.STATUS, 90), (Column.PROGRESS, 120), (Column.THUMBNAIL, 72), (Column.PROMPT, 240),
+                              (Column.MODEL, 140), (Column.SEED, 80), (Column.SIZE, 64), (Column.CREATED, 70),
+                              (Column.WAIT, 56), (Column.RUN, 64), (Column.ERROR, 160)):
             header.resizeSection(column, width)
         bar = QHBoxLayout()
         bar.addWidget(self.status_filter)
@@ -134,10 +136,14 @@ class JobsView(QWidget):
         return True
 
     def output_path(self, record: JobRecord) -> Path | None:
-        """The job's output file, if it exists."""
-        if not record.outputs:
+        """The job's (first) output file, if it exists."""
+        if record.outputs:
+            name = record.outputs[0]
+        elif record.image_url.startswith("outputs/"):
+            name = record.image_url.removeprefix("outputs/")
+        else:
             return None
-        path = self.outputs_dir / record.outputs[0]
+        path = self.outputs_dir / Path(name).name  # a bare file name: never a path out of the outputs folder
         return path if path.is_file() else None
 
     def _update_actions(self) -> None:

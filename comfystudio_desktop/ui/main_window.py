@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(960, 600)
         self._ui_state = QSettings(str(home.root / "ui-state.ini"), QSettings.Format.IniFormat)
         self._seen_active: set[str] = set()  # jobs seen queued/running in this session (they get notifications)
+        self._fetching: set[str] = set()  # jobs whose full record is being read
         self._counts = (0, 0)
         self._comfy_up = True
         self._redis_up = True
@@ -186,6 +187,7 @@ class MainWindow(QMainWindow):
     # -- controller → view -----------------------------------------------------------------------------------
     def _on_controller_records_loaded(self, records: list[JobRecord]) -> None:
         for record in records:
+            self._fetching.discard(record.job_id)
             self.model.upsert_record(record)
             if not record.status.is_terminal:
                 self._seen_active.add(record.job_id)
@@ -196,6 +198,11 @@ class MainWindow(QMainWindow):
             self._show_preview(event)
             return
         self.model.apply_event(event)
+        record = self.model.record(event.job_id)
+        if record is not None and record.job is None and event.job_id not in self._fetching:
+            # A job this window did not submit (CLI, another worker): its parameters are in its status hash.
+            self._fetching.add(event.job_id)
+            self.controller.spawn(self.controller.load_record(event.job_id))
         if not event.status.is_terminal:
             self._seen_active.add(event.job_id)
         elif event.job_id in self._seen_active:
@@ -284,7 +291,14 @@ class MainWindow(QMainWindow):
 
     # -- view → controller -----------------------------------------------------------------------------------
     def _on_prompt_panel_generate_requested(self, job: Job) -> None:
+        self._add_submitted(job)
         self.controller.spawn(self.controller.submit(job))
+
+    def _add_submitted(self, job: Job) -> None:
+        """Show a job's row the moment it is submitted, with its parameters (the queue's events follow)."""
+        self.model.upsert_record(JobRecord(job_id=job.job_id, status=JobStatus.QUEUED, created_at=job.created_at,
+                                           updated_at=job.created_at, job=job))
+        self._seen_active.add(job.job_id)
 
     def _on_jobs_view_cancel_requested(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
@@ -296,7 +310,9 @@ class MainWindow(QMainWindow):
 
     def _on_jobs_view_rerun_requested(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self.controller.spawn(self.controller.submit(job.rerun()))
+            again = job.rerun()
+            self._add_submitted(again)
+            self.controller.spawn(self.controller.submit(again))
 
     def _on_pause_action_toggled(self, paused: bool) -> None:
         self.controller.set_paused(paused)

@@ -81,8 +81,8 @@ class ModelCombo(QComboBox):
         warning = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         self._offline_action = QAction(warning, f"{OFFLINE_NOTE}. Click to try again.", self)
         self._offline_action.triggered.connect(self.refresh_requested)
-        self._offline_action.setVisible(False)
         self._line.addAction(self._offline_action, QLineEdit.ActionPosition.TrailingPosition)
+        self._offline_action.setVisible(False)  # after addAction: the line edit's button follows later changes only
 
         self.refresh_action = QAction("Refresh model list", self)
         self.refresh_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
