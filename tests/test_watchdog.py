@@ -8,15 +8,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
 import pytest
 
-from comfystudio_desktop.supervise.process_spec import ProcessSpec
+from comfystudio_desktop.supervise.pidfile import read_pidfile
+from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
 from comfystudio_desktop.supervise.restart_policy import RestartPolicy
-from comfystudio_desktop.supervise.service_state import ServiceState, State
+from comfystudio_desktop.supervise.service_state import Remedy, ServiceState, State
 from comfystudio_desktop.supervise.supervised_process import SupervisedProcess
 from comfystudio_desktop.supervise.watchdog import Watchdog
 
@@ -211,3 +212,36 @@ def test_stop_service_then_restart(make_watchdog: Callable[..., tuple[Watchdog, 
     assert recorder.restarted == ["sleeper"]  # the job in flight would be requeued here
     with pytest.raises(KeyError):
         watchdog.restart("nobody")
+
+
+def test_hooks_prepare_lock_and_an_exit_a_restart_cannot_fix(make_watchdog: Callable[..., tuple[Watchdog, Recorder]],
+                                                            tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class Lock:
+        def __enter__(self) -> None:
+            calls.append("lock")
+
+        def __exit__(self, *exc: object) -> None:
+            calls.append("unlock")
+
+    def prepare() -> dict[str, int]:
+        calls.append("prepare")
+        return {"port": 4242}
+
+    def diagnose(lines: Sequence[str]) -> ExitDiagnosis | None:
+        return ExitDiagnosis("data file damaged", Remedy.REPAIR_AOF) if "boom" in lines else None
+
+    sleeper = ProcessSpec(name="sleeper", argv=toy_argv(), pidfile=tmp_path / "sleeper.pid.json", prepare=prepare,
+                          start_lock=Lock)
+    broken = ProcessSpec(name="broken", argv=toy_argv("--exit-code", "3"), diagnose_exit=diagnose)
+    watchdog, _ = make_watchdog(sleeper, broken)
+    state = watchdog.wait_for("broken", is_state(State.FATAL), timeout_s=10)
+    assert (state.state, state.message, state.remedy, state.restarts) == (
+        State.FATAL, "data file damaged", Remedy.REPAIR_AOF, 0)  # no restart was tried
+    assert watchdog.wait_for("sleeper", is_state(State.RUNNING), timeout_s=5).state is State.RUNNING
+    record = read_pidfile(tmp_path / "sleeper.pid.json")
+    assert record is not None and record.extra["port"] == 4242
+    assert calls == ["lock", "prepare", "unlock"]
+    state = watchdog.restart("broken")  # the user's restart clears the remedy with FATAL
+    assert state.remedy is Remedy.NONE

@@ -143,6 +143,10 @@ def find_redis_binary(configured: str | None = None) -> Path:
 def _free_port(preferred: int = 0) -> int:
     for port in (preferred, 0) if preferred else (0,):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if os.name == "posix":
+                # As redis-server binds: after a crash its old connections linger in TIME_WAIT and must not make
+                # its own port look taken. (On Windows SO_REUSEADDR would let us share a port that is in use.)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -206,6 +210,35 @@ class EmbeddedRedis:
             _write_private(self.secret_file, secrets.token_urlsafe(48))
         return self.secret_file.read_text(encoding="utf-8").strip()
 
+    def binary(self) -> Path:
+        """The server binary: the configured one, else the first found by `find_redis_binary`."""
+        return find_redis_binary(self._configured_binary)
+
+    def configured_port(self) -> int | None:
+        """The port of the config written last (it outlives the pid file), or None."""
+        try:
+            text = self.config_file.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(" ")
+            if key == "port" and value.strip().isdigit():
+                return int(value)
+        return None
+
+    def prepare_config(self, preferred_port: int = 0) -> int:
+        """Choose the port and write the config for a start; return the port.
+
+        The port is `preferred_port`, else the one the server used last, if it is free; else any free port. Keeping
+        the port lets reconnecting clients find a restarted server where they left it. Call it only while no server
+        of this home runs (under `start_lock`).
+        """
+        previous = read_pidfile(self.pidfile)
+        recorded = int(previous.extra.get("port", 0)) if previous is not None else 0
+        port = _free_port(preferred_port or recorded or self.configured_port() or 0)
+        self._write_config(port)
+        return port
+
     def _write_config(self, port: int) -> None:
         data_dir = str(self.dir.resolve()).replace("\\", "/")
         lines = [
@@ -244,7 +277,7 @@ class EmbeddedRedis:
 
     def ensure_running(self) -> RedisEndpoint:
         """Adopt the home's running server or start one; return its endpoint once it answers PING."""
-        with self._start_lock():
+        with self.start_lock():
             record = self.running_record()
             if record is not None:
                 endpoint = self.endpoint(record)
@@ -257,10 +290,8 @@ class EmbeddedRedis:
             return self._start()
 
     def _start(self) -> RedisEndpoint:
-        binary = find_redis_binary(self._configured_binary)
-        previous = read_pidfile(self.pidfile)
-        port = _free_port(int(previous.extra.get("port", 0)) if previous else 0)
-        self._write_config(port)
+        binary = self.binary()
+        port = self.prepare_config()
         self.home.logs.mkdir(parents=True, exist_ok=True)
         log.info("Starting %s on 127.0.0.1:%s", binary.name, port)
         with open(self.server_log, "ab") as out:
@@ -349,8 +380,11 @@ class EmbeddedRedis:
         return "\n".join(lines[-count:])
 
     @contextlib.contextmanager
-    def _start_lock(self, timeout: float = 30.0) -> Iterator[None]:
-        """A cross-process lock (O_EXCL file) so two processes never start two servers for one home."""
+    def start_lock(self, timeout: float = 30.0) -> Iterator[None]:
+        """A cross-process lock (O_EXCL file) so two processes never start two servers for one home.
+
+        Held by `ensure_running` and by the watchdog around "adopt or spawn". Not re-entrant.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         lock = self.dir / "start.lock"
         deadline = time.monotonic() + timeout

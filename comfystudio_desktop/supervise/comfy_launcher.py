@@ -21,6 +21,7 @@ __all__ = [
     "check_user_args",
     "comfy_command",
     "comfy_health_check",
+    "comfy_pidfile",
     "comfy_process_spec",
     "find_comfy_python",
     "pick_free_port",
@@ -127,6 +128,11 @@ def comfy_health_check(url: str, *, timeout_s: float = 3.0) -> HealthCheck:
     return check
 
 
+def comfy_pidfile(run_dir: Path) -> Path:
+    """Where a managed ComfyUI's pid file (pid, start time, port) lives."""
+    return run_dir / f"{COMFY_SERVICE}.pid.json"
+
+
 def comfy_process_spec(settings: Settings, *, port: int, run_dir: Path, readiness_timeout_s: float = 300.0,
                        health_timeout_s: float = 3.0) -> ProcessSpec:
     """The supervised-process spec of a managed ComfyUI (or, in external mode, of the ComfyUI we only watch)."""
@@ -138,7 +144,7 @@ def comfy_process_spec(settings: Settings, *, port: int, run_dir: Path, readines
     return ProcessSpec(name=COMFY_SERVICE, argv=command.argv, cwd=command.cwd, env=command.env,
                        health_check=comfy_health_check(command.url, timeout_s=health_timeout_s),
                        readiness_timeout_s=readiness_timeout_s, stop_grace_s=10.0,
-                       pidfile=run_dir / f"{COMFY_SERVICE}.pid.json", pid_extra={"port": port})
+                       pidfile=comfy_pidfile(run_dir), pid_extra={"port": port})
 
 
 def pick_free_port() -> int:

@@ -18,6 +18,7 @@ _CHUNK = 64 * 1024
 # A child that never writes a newline must not grow the buffer without bound.
 _MAX_LINE = 64 * 1024
 _TAIL_READ_BYTES = 16 * 1024
+_START_NOTE = "[supervisor] starting: "
 
 
 class ProcessLog:
@@ -56,6 +57,21 @@ class ProcessLog:
     def note(self, text: str) -> None:
         """Record a line from the supervisor itself (start, exit, kill), marked as such."""
         self.write(f"[supervisor] {text}")
+
+    def note_start(self, command: str) -> None:
+        """Mark the start of a new run (what `run_tail` looks for)."""
+        self.note(f"starting: {command}")
+
+    def run_tail(self) -> tuple[str, ...]:
+        """The kept lines of the latest run only, from its start mark on (all kept lines if the mark scrolled out).
+
+        Lets a diagnosis of an exit ignore what earlier runs printed into the same file.
+        """
+        lines = self.tail()
+        for index in range(len(lines) - 1, -1, -1):
+            if _START_NOTE in lines[index]:
+                return lines[index:]
+        return lines
 
     def tail(self) -> tuple[str, ...]:
         """The last lines, oldest first."""

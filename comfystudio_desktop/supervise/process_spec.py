@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HealthCheck", "ProcessSpec", "StopHook"]
+from comfystudio_desktop.supervise.service_state import Remedy
+
+__all__ = ["ExitDiagnosis", "ExitDiagnostic", "HealthCheck", "PrepareHook", "ProcessSpec", "StartLock", "StopHook"]
 
 HealthCheck = Callable[[], bool]
 StopHook = Callable[[], None]
+#: Runs before every spawn (not before an adoption); returns fields for the pid file's `extra` (e.g. the port).
+PrepareHook = Callable[[], Mapping[str, Any]]
+#: A lock held around "adopt a leftover or spawn", shared with other programs that may start the service.
+StartLock = Callable[[], AbstractContextManager[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExitDiagnosis:
+    """Why a process exited, when restarting it cannot help: the watchdog goes FATAL with this message."""
+
+    message: str
+    remedy: Remedy = Remedy.NONE
+
+
+#: Reads the output of the run that just ended (oldest line first); None means "an ordinary crash: restart".
+ExitDiagnostic = Callable[[Sequence[str]], ExitDiagnosis | None]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # becomes a log file name
 
@@ -40,6 +59,12 @@ class ProcessSpec:
     #: A leftover process of ours from an earlier run may be kept if it passes the health check. Without
     #: `output_to_file` only for services that survive losing their stdout pipe (redis-server ignores SIGPIPE).
     adopt: bool = False
+    #: Before every spawn: e.g. choose a port and write a config; its answer is added to the pid file's `extra`.
+    prepare: PrepareHook | None = None
+    #: Held around "adopt a leftover or spawn" (e.g. the lock a CLI also takes before starting the service).
+    start_lock: StartLock | None = None
+    #: After an exit: recognise failures a restart cannot fix (e.g. a damaged data file) to go FATAL at once.
+    diagnose_exit: ExitDiagnostic | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):

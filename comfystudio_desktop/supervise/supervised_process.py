@@ -6,6 +6,7 @@ ComfyUI, and watches an external ComfyUI it must never start or kill.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -14,14 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psutil
 
 from comfystudio_desktop.supervise.pidfile import PidRecord, is_ours, read_pidfile, remove_pidfile, write_pidfile
 from comfystudio_desktop.supervise.process_log import ProcessLog
-from comfystudio_desktop.supervise.process_spec import ProcessSpec
-from comfystudio_desktop.supervise.service_state import ServiceState, State
+from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
+from comfystudio_desktop.supervise.service_state import Remedy, ServiceState, State
 
 __all__ = ["SupervisedProcess"]
 
@@ -63,6 +64,7 @@ class SupervisedProcess:
         self._starts = 0
         self._exit_code: int | None = None
         self._healthy: bool | None = None
+        self._remedy = Remedy.NONE
 
     # -- what the watchdog reads ---------------------------------------------------------------------------------
 
@@ -82,6 +84,11 @@ class SupervisedProcess:
         if self._record is not None:
             return self._record.pid
         return self._popen.pid if self._popen is not None else None
+
+    @property
+    def record(self) -> PidRecord | None:
+        """The pid record of the running (or adopted) process, with its pid-file extras (e.g. a port)."""
+        return self._record
 
     @property
     def started_at(self) -> float | None:
@@ -106,7 +113,8 @@ class SupervisedProcess:
                 last_exit_code=self._exit_code,
                 uptime_s=now - self._started_at if self._started_at is not None else None,
                 restart_in_s=max(0.0, self._restart_at - now) if self._restart_at is not None else None,
-                healthy=self._healthy, message=self._message, last_log_lines=self.log.tail())
+                healthy=self._healthy, message=self._message, last_log_lines=self.log.tail(),
+                remedy=self._remedy)
 
     # -- control ----------------------------------------------------------------------------------------------------
 
@@ -121,8 +129,20 @@ class SupervisedProcess:
             return
         if self._proc is not None or self._popen is not None:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
-        if not self._take_over_leftover():
-            self._spawn()
+        with self._start_lock():
+            if not self._take_over_leftover():
+                self._spawn()
+
+    def diagnose_exit(self) -> ExitDiagnosis | None:
+        """After an exit: the spec's verdict on the last run's output when restarting cannot help, else None."""
+        diagnose = self.spec.diagnose_exit
+        if diagnose is None:
+            return None
+        try:
+            return diagnose(self.log.run_tail())
+        except Exception:  # foreign code; without a verdict the exit is an ordinary crash
+            log.exception("Exit diagnosis of %s failed", self.name)
+            return None
 
     def poll(self) -> bool:
         """True while the process is alive; on exit, record the exit code and return False."""
@@ -185,9 +205,9 @@ class SupervisedProcess:
         """Alive but not answering; the caller is about to kill it."""
         self._set(State.HUNG, message)
 
-    def mark_fatal(self, message: str) -> None:
-        """No more restarts until the user asks."""
-        self._set(State.FATAL, message)
+    def mark_fatal(self, message: str, remedy: Remedy = Remedy.NONE) -> None:
+        """No more restarts until the user asks; `remedy` names what else the user can do about it."""
+        self._set(State.FATAL, message, remedy=remedy)
 
     # -- internals ----------------------------------------------------------------------------------------------------
 
@@ -196,13 +216,36 @@ class SupervisedProcess:
             return self._popen.poll() is None
         return self._proc is not None and _alive(self._proc)
 
-    def _set(self, state: State, message: str, *, restart_at: float | None = None) -> None:
+    def _set(self, state: State, message: str, *, restart_at: float | None = None,
+             remedy: Remedy = Remedy.NONE) -> None:
         with self._lock:
-            self._state, self._message, self._restart_at = state, message, restart_at
+            self._state, self._message, self._restart_at, self._remedy = state, message, restart_at, remedy
+
+    def _start_lock(self) -> contextlib.ExitStack:
+        """Take the spec's start lock now; the returned stack releases it. Failing to take it is an OSError."""
+        stack = contextlib.ExitStack()
+        if self.spec.start_lock is not None:
+            try:
+                stack.enter_context(self.spec.start_lock())
+            except Exception as exc:  # e.g. timed out: retried with backoff, like a failed start
+                raise OSError(f"cannot take the start lock of {self.name}: {exc}") from exc
+        return stack
+
+    def _prepare(self) -> dict[str, Any]:
+        """Run the spec's prepare hook; its failure is an OSError (retried with backoff, like a failed start)."""
+        if self.spec.prepare is None:
+            return {}
+        try:
+            return dict(self.spec.prepare())
+        except Exception as exc:  # foreign code
+            self.log.note(f"cannot prepare the start: {exc}")
+            self._set(State.STOPPED, f"cannot prepare the start: {exc}")
+            raise OSError(f"cannot prepare the start of {self.name}: {exc}") from exc
 
     def _spawn(self) -> None:
         spec = self.spec
-        self.log.note(f"starting: {' '.join(spec.argv)}")
+        prepared = self._prepare()
+        self.log.note_start(" ".join(spec.argv))
         out_file = self.log.open_for_child() if spec.output_to_file else None
         try:
             popen = subprocess.Popen(  # argv from our own spec, never through a shell
@@ -223,7 +266,7 @@ class SupervisedProcess:
         try:
             proc = psutil.Process(popen.pid)
             record = PidRecord(pid=popen.pid, create_time=proc.create_time(),
-                               extra={**spec.pid_extra, "name": spec.name, "argv": list(spec.argv)})
+                               extra={**spec.pid_extra, **prepared, "name": spec.name, "argv": list(spec.argv)})
         except psutil.Error:
             pass  # already gone (some platforms refuse to read a zombie); poll() will report the exit
         if record is not None and spec.pidfile is not None:
@@ -234,10 +277,10 @@ class SupervisedProcess:
         pump = self.log.pump(popen.stdout, f"{spec.name}-output") if popen.stdout is not None else None
         with self._lock:
             self._popen, self._proc, self._record, self._pump = popen, proc, record, pump
-            self._started_at, self._exit_code, self._healthy = self._clock(), None, None
+            self._started_at, self._healthy = self._clock(), None  # the last exit code stays until the next exit
             self._ready_at, self._healthy_for_s = None, 0.0
             self._starts += 1
-            self._state, self._message, self._restart_at = State.STARTING, "starting", None
+            self._state, self._message, self._restart_at, self._remedy = State.STARTING, "starting", None, Remedy.NONE
         self.log.note(f"started pid {popen.pid}")
         log.info("Started %s (pid %d)", spec.name, popen.pid)
 
@@ -258,12 +301,13 @@ class SupervisedProcess:
             return False
         started_at = self._clock() - max(0.0, time.time() - record.create_time)
         with self._lock:
-            self._proc, self._record, self._started_at, self._exit_code = proc, record, started_at, None
+            self._proc, self._record, self._started_at = proc, record, started_at
         if self.spec.adopt and self.check_health():
             with self._lock:
                 self._starts += 1
                 self._ready_at = self._clock()
                 self._state, self._message, self._restart_at = State.RUNNING, f"adopted pid {record.pid}", None
+                self._remedy = Remedy.NONE
             captured = "" if self.spec.output_to_file else " (its output is not captured)"
             self.log.note(f"adopted pid {record.pid} from an earlier run{captured}")
             log.info("Adopted %s (pid %d) left by an earlier run", self.name, record.pid)

@@ -32,6 +32,9 @@ RestartedHook = Callable[[str], None]
 
 # Not a real start failure to retry: the program or its folder is missing or not allowed.
 _PERMANENT_START_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError)
+# While a service starts, look for its first passing health check this often (a refused connection is cheap), so
+# RUNNING and the on_restarted hooks follow readiness closely rather than up to a whole interval later.
+_STARTING_POLL_S = 0.2
 
 
 @dataclass(eq=False)
@@ -44,6 +47,7 @@ class _Service:
     health_failures: int = 0
     restarted: bool = False  # a replacement is on its way: tell the on_restarted hooks once it is ready
     announce_ready: bool = False  # call the on_restarted hooks after releasing the lock
+    next_step_at: float = 0.0  # monotonic (the watchdog's clock): when to look at this service again
     last_key: tuple[object, ...] | None = None
 
 
@@ -113,6 +117,7 @@ class Watchdog:
                 process.stop("restart requested")
                 service.history, service.health_failures, service.restarted = RestartHistory(), 0, True
                 self._launch(service)
+            service.next_step_at = 0.0  # look at it again on the watchdog's next turn
         self._publish(service)
         return process.snapshot()
 
@@ -153,7 +158,9 @@ class Watchdog:
             for service in self._services.values():
                 if self._stop.is_set():
                     break
-                self._guarded(service, self._step)
+                if self._clock() >= self._due_at(service):
+                    self._guarded(service, self._step)
+                    service.next_step_at = self._clock() + self._cadence(service)
 
     def _guarded(self, service: _Service, action: Callable[[_Service], None]) -> None:
         try:
@@ -164,13 +171,26 @@ class Watchdog:
         self._publish(service)
 
     def _next_wait(self) -> float:
-        """The interval, or less when a restart falls due sooner."""
-        now, wait = self._clock(), self._interval_s
-        for service in self._services.values():
-            due = service.process.restart_at
-            if service.process.state is State.RESTARTING and due is not None:
-                wait = min(wait, max(0.0, due - now))
-        return wait
+        """Until the next service is due: at most the interval."""
+        now = self._clock()
+        return min([self._interval_s, *(max(0.0, self._due_at(s) - now) for s in self._services.values())])
+
+    def _due_at(self, service: _Service) -> float:
+        """A restart falls due at its time; anything else at the service's own cadence."""
+        process = service.process
+        if process.state is State.RESTARTING and process.restart_at is not None:
+            return process.restart_at
+        return service.next_step_at
+
+    def _cadence(self, service: _Service) -> float:
+        """How soon to look again: every interval, or more often while a start awaits its first health check.
+
+        Each service keeps its own cadence, so one service starting never makes another's health checks (and its
+        count of failures before HUNG) run faster.
+        """
+        if service.process.state is State.STARTING:
+            return min(self._interval_s, _STARTING_POLL_S)
+        return self._interval_s
 
     def _step(self, service: _Service) -> None:
         process, now = service.process, self._clock()
@@ -182,11 +202,22 @@ class Watchdog:
                 self._launch(service)
         elif state in (State.STARTING, State.RUNNING):
             if not process.poll():
-                self._schedule_restart(service, process.snapshot().message)
+                self._on_exit(service)
             elif state is State.STARTING:
                 self._check_ready(service, now)
             else:
                 self._check_alive(service)
+
+    def _on_exit(self, service: _Service) -> None:
+        """Restart after the backoff, unless the exit's output shows that a restart cannot help."""
+        process = service.process
+        diagnosis = process.diagnose_exit()
+        if diagnosis is None:
+            self._schedule_restart(service, process.snapshot().message)
+            return
+        service.restarted = True  # tell the on_restarted hooks once the user's fix brings it back
+        process.mark_fatal(diagnosis.message, diagnosis.remedy)
+        log.error("%s will not be restarted: %s", process.name, diagnosis.message)
 
     def _launch(self, service: _Service) -> None:
         process = service.process
@@ -264,7 +295,8 @@ class Watchdog:
 
     def _emit(self, service: _Service) -> None:
         state = service.process.snapshot()
-        key = (state.state, state.pid, state.restarts, state.last_exit_code, state.healthy, state.message)
+        key = (state.state, state.pid, state.restarts, state.last_exit_code, state.healthy, state.message,
+               state.remedy)
         with self._changed:
             if key == service.last_key:
                 return
