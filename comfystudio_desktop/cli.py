@@ -22,6 +22,7 @@ from comfystudio_desktop.queue.job_queue import CancelOutcome, SubmitOutcome
 from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisServerError
 from comfystudio_desktop.runtime import Runtime, load_home_and_settings, open_queue
 from comfystudio_desktop.settings import Settings, SettingsError
+from comfystudio_desktop.supervise.child_env import release_dll_directory
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
@@ -250,6 +251,10 @@ _QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, Runtime], int]] = {
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "self-test" or args.self_test:  # runs in a temporary home: leave the user's alone
+        from comfystudio_desktop.self_test import run_self_test
+
+        return run_self_test()
     home, settings = load_home_and_settings(args.home, comfy_url=args.comfy_url,
                                             log_level=logging.DEBUG if args.verbose else logging.WARNING)
     command = args.command
@@ -278,10 +283,6 @@ def _dispatch_more(command: str | None, args: argparse.Namespace, home: Home, se
         from comfystudio_desktop.supervise.cli_services import cmd_services
 
         return cmd_services(args, home, settings)
-    if command == "self-test" or args.self_test:
-        from comfystudio_desktop.self_test import run_self_test
-
-        return run_self_test()
     from comfystudio_desktop.ui.app import run_app
 
     return run_app(home, settings, exit_when_ready=args.exit_when_ready)
@@ -289,6 +290,7 @@ def _dispatch_more(command: str | None, args: argparse.Namespace, home: Home, se
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    release_dll_directory()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

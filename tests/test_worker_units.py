@@ -28,3 +28,14 @@ def test_storage_names() -> None:
     assert output_names("abc", 1) == ["abc.png"]
     assert output_names("abc", 3) == ["abc.png", "abc_2.png", "abc_3.png"]
     assert input_copy_name("abc", "source") == "upload_abc_source.png"
+
+
+def test_child_environment_drops_the_bundle_library_path() -> None:
+    from comfystudio_desktop.supervise.child_env import child_environment
+
+    frozen = {"PATH": "/bin", "LD_LIBRARY_PATH": "/app/_internal", "LD_LIBRARY_PATH_ORIG": "/usr/local/lib"}
+    assert child_environment({"X": "1"}, base=frozen) == {"PATH": "/bin", "LD_LIBRARY_PATH": "/usr/local/lib",
+                                                         "X": "1"}
+    bundle_only = {"PATH": "/bin", "LD_LIBRARY_PATH": "/app/_internal", "DYLD_LIBRARY_PATH_ORIG": "/opt"}
+    assert child_environment(base=bundle_only) == {"PATH": "/bin", "DYLD_LIBRARY_PATH": "/opt"}
+    assert child_environment(base={"LD_LIBRARY_PATH": "/mine"}) == {"LD_LIBRARY_PATH": "/mine"}

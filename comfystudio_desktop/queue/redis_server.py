@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from comfystudio_desktop.home import Home
+from comfystudio_desktop.supervise.child_env import child_environment
 from comfystudio_desktop.supervise.pidfile import PidRecord, is_ours, read_pidfile, remove_pidfile, write_pidfile
 
 __all__ = [
@@ -297,7 +298,7 @@ class EmbeddedRedis:
         with open(self.server_log, "ab") as out:
             proc = subprocess.Popen(
                 [str(binary), str(self.config_file)],
-                cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.dir, env=child_environment(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 **_detached_kwargs(),
             )
         self._proc = proc
@@ -425,6 +426,6 @@ def _mtime(path: Path) -> float:
 def _detached_kwargs() -> dict[str, Any]:
     """Keep the server alive when the starting process (a CLI call) exits, and out of its console signals."""
     if os.name == "nt":
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined,unused-ignore]
         return {"creationflags": flags}
     return {"start_new_session": True}

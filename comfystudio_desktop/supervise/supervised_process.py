@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import psutil
 
+from comfystudio_desktop.supervise.child_env import child_environment
 from comfystudio_desktop.supervise.pidfile import PidRecord, is_ours, read_pidfile, remove_pidfile, write_pidfile
 from comfystudio_desktop.supervise.process_log import ProcessLog
 from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
@@ -249,7 +250,7 @@ class SupervisedProcess:
         out_file = self.log.open_for_child() if spec.output_to_file else None
         try:
             popen = subprocess.Popen(  # argv from our own spec, never through a shell
-                list(spec.argv), cwd=spec.cwd, env={**os.environ, **spec.env}, stdin=subprocess.DEVNULL,
+                list(spec.argv), cwd=spec.cwd, env=child_environment(spec.env), stdin=subprocess.DEVNULL,
                 stdout=out_file or subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
                 start_new_session=_NEW_SESSION, creationflags=_CREATION_FLAGS)
         except OSError as exc:

@@ -8,9 +8,11 @@ import sys
 import time
 
 import qasync
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from comfystudio_desktop import __version__
+from comfystudio_desktop.crash_handler import install_crash_handler
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.ui.app_controller import AppController
@@ -23,6 +25,21 @@ from comfystudio_desktop.ui.tray import TrayController
 __all__ = ["AppSession", "run_app"]
 
 log = logging.getLogger(__name__)
+
+
+class CrashBridge(QObject):
+    """Carries the crash handler's message (from any thread) to a dialog on the GUI thread."""
+
+    crashed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.crashed.connect(self._on_self_crashed)
+        self._box: QMessageBox | None = None
+
+    def _on_self_crashed(self, message: str) -> None:
+        self._box = QMessageBox(QMessageBox.Icon.Critical, "ComfyStudio hit an unexpected error", message)
+        self._box.open()
 
 
 class AppSession:
@@ -66,7 +83,7 @@ class AppSession:
         """Stop worker, follower and (what we started of) Redis; close the window and the tray."""
         self.window.save_state()
         self.window.hide()  # gone at once for the user, while jobs are handed back and Redis saves
-        await self.controller.shutdown(stop_redis=True)
+        await self.controller.shutdown(stop_services=True)
         background_pool().waitForDone(10_000)
         self.tray.hide()
         self.window.close_for_quit()
@@ -81,6 +98,8 @@ def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) ->
     app.setApplicationVersion(__version__)
     app.setQuitOnLastWindowClosed(False)  # the tray may keep the app alive; quitting is explicit
     apply_theme(app)
+    bridge = CrashBridge(app)
+    install_crash_handler(home.logs / "crash.log", bridge.crashed.emit)
     instance = SingleInstance(home.root)
     if not instance.claim():
         return 0

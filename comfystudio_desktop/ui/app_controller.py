@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -22,8 +23,10 @@ from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job, JobEvent
 from comfystudio_desktop.queue.connection import RedisUnavailable
 from comfystudio_desktop.queue.job_queue import CancelOutcome, SubmitOutcome
-from comfystudio_desktop.runtime import Runtime, open_queue, redis_endpoint_provider
+from comfystudio_desktop.runtime import Runtime, open_queue
 from comfystudio_desktop.settings import Settings
+from comfystudio_desktop.supervise.service_state import State
+from comfystudio_desktop.supervise.services import AppServices, build_services
 from comfystudio_desktop.ui.queue_events import QueueEventFollower
 from comfystudio_desktop.ui.worker_thread import WorkerThread
 from comfystudio_desktop.worker.consumer import Consumer
@@ -50,6 +53,7 @@ class AppController(QObject):
     counts_changed = Signal(int, int)  # queued, running
     worker_changed = Signal(str)  # running | paused | stopped
     problem = Signal(str)  # something the user must be told (a failed submit, Redis gone)
+    service_changed = Signal(object)  # ServiceState, from the watchdog
     ready = Signal()
 
     def __init__(self, home: Home, settings: Settings, parent: QObject | None = None) -> None:
@@ -58,6 +62,7 @@ class AppController(QObject):
         self.settings = settings
         self.runtime: Runtime | None = None
         self.library: TemplateLibrary | None = None
+        self.services: AppServices | None = None
         self.client = ComfyClient.from_settings(settings)
         self.worker: WorkerThread | None = None
         self.follower: QueueEventFollower | None = None
@@ -68,10 +73,16 @@ class AppController(QObject):
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the queue (starting the embedded Redis if needed), restore the table, start worker and follower."""
-        # The embedded server is restarted after a crash while the window runs, never once it is closing.
-        provider = redis_endpoint_provider(self.home, self.settings, may_start=lambda: not self._closing)
-        runtime = await asyncio.to_thread(open_queue, self.home, self.settings, endpoint_provider=provider)
+        """Start the watchdog (Redis, ComfyUI), open the queue, restore the table, start worker and follower."""
+        services = await asyncio.to_thread(build_services, self.home, self.settings)
+        self.services = services
+        services.watchdog.add_on_change(self.service_changed.emit)  # from the watchdog thread: a queued signal
+        services.start()
+        await self._wait_for_redis(services)
+        self.client.close()
+        self.client = ComfyClient(services.comfy_url)
+        runtime = await asyncio.to_thread(open_queue, self.home, self.settings,
+                                          endpoint_provider=services.redis_endpoint)
         self.runtime = runtime
         endpoint = runtime.endpoint
         mode = "embedded" if endpoint.embedded else "external"
@@ -83,7 +94,8 @@ class AppController(QObject):
         for error in self.library.errors:
             self.problem.emit(str(error))
         await self._restore_and_follow()
-        consumer = Consumer(runtime.queue, self.client, self.home, self.settings, library=self.library)
+        worker_settings = replace(self.settings, comfy_url=services.comfy_url)
+        consumer = Consumer(runtime.queue, self.client, self.home, worker_settings, library=self.library)
         self.worker = WorkerThread(consumer, self)
         self.worker.job_event.connect(self._on_worker_job_event)
         self.worker.start()
@@ -92,6 +104,33 @@ class AppController(QObject):
         self.spawn(self._watch_comfy())
         self.request_counts()
         self.ready.emit()
+
+    async def _wait_for_redis(self, services: AppServices) -> None:
+        """Wait until the queue's Redis runs; while it cannot (e.g. a damaged AOF) say why and keep waiting."""
+        told = ""
+        while True:
+            state = await asyncio.to_thread(services.wait_for_redis, 30.0)
+            if state.state in (State.RUNNING, State.EXTERNAL) and state.healthy:
+                return
+            message = state.message or f"Redis is {state.state.value}"
+            if message != told:
+                self.redis_changed.emit(False, f"Redis: {message}")
+                self.problem.emit(f"The queue cannot start: {message}")
+                told = message
+            await asyncio.sleep(0.5)
+
+    async def run_service_action(self, action: str, name: str) -> None:
+        """restart / stop a service, or repair the queue's AOF (blocking calls, run off the GUI thread)."""
+        services = self.services
+        if services is None:
+            return
+        if action == "restart":
+            await asyncio.to_thread(services.restart, name)
+        elif action == "stop":
+            await asyncio.to_thread(services.stop_service, name)
+        elif action == "repair":
+            report = await asyncio.to_thread(services.repair_redis_aof)
+            self.problem.emit(report.message)
 
     async def _restore_and_follow(self) -> None:
         assert self.runtime is not None
@@ -109,24 +148,30 @@ class AppController(QObject):
             self.follower.resync_needed.connect(self._on_follower_resync_needed)
             self.follower.start(last_id)
 
-    async def shutdown(self, *, stop_redis: bool) -> None:
-        """Stop the worker (its jobs go back to the queue at once), the follower and, if asked, Redis."""
+    async def shutdown(self, *, stop_services: bool) -> None:
+        """Stop the worker (its jobs go back to the queue at once), the follower and, if asked, the services.
+
+        Every step has a time limit, so a stuck step cannot keep the app from quitting; the services are
+        stopped whatever happened before.
+        """
         self._closing = True
-        if self.worker is not None:
-            await asyncio.to_thread(self.worker.stop)
-            self.worker_changed.emit("stopped")
-        if self.follower is not None:
-            await self.follower.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.client.close()
-        if self.runtime is not None:
-            self.runtime.close()
-            server = self.runtime.redis_server
-            if stop_redis and server is not None:
-                await asyncio.to_thread(server.stop)
+        try:
+            if self.worker is not None:
+                await _bounded(asyncio.to_thread(self.worker.stop), 35.0, "stopping the worker")
+                self.worker_changed.emit("stopped")
+            if self.follower is not None:
+                await _bounded(self.follower.stop(), 5.0, "stopping the event follower")
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await _bounded(asyncio.gather(*self._tasks, return_exceptions=True), 5.0, "cancelling tasks")
+            self.client.close()
+            if self.runtime is not None:
+                self.runtime.close()
+        finally:
+            if self.services is not None:
+                await _bounded(asyncio.to_thread(self.services.stop, stop_children=stop_services), 60.0,
+                               "stopping the services")
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine on the loop; its failure is logged and shown, never lost."""
@@ -250,6 +295,13 @@ class AppController(QObject):
         records = await asyncio.to_thread(self.runtime.queue.jobs, since_s=_HISTORY_WINDOW_S)
         self.records_loaded.emit(records)
         self.request_counts()
+
+
+async def _bounded(awaitable: Awaitable[Any], timeout_s: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        log.error("Gave up %s after %.0f s", what, timeout_s)
 
 
 def _describe_stats(stats: dict[str, Any]) -> str:

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QScrollArea, QSplitter, QToolBar, QWidget
 
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus
+from comfystudio_desktop.supervise.service_state import ServiceState, State
 from comfystudio_desktop.ui.app_controller import AppController
 from comfystudio_desktop.ui.jobs_model import JobsTableModel
 from comfystudio_desktop.ui.jobs_view import JobsView
 from comfystudio_desktop.ui.prompt_panel import PromptPanel
+from comfystudio_desktop.ui.services_panel import ServicesPanel
 from comfystudio_desktop.ui.settings_dialog import SettingsDialog
 from comfystudio_desktop.ui.tray import TrayController, TrayState
 from comfystudio_desktop.ui.viewer_pane import ViewerPane
@@ -69,6 +71,13 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([400, 880])
         self.setCentralWidget(self.splitter)
+        self.services_panel = ServicesPanel(self)
+        self.services_dock = QDockWidget("Services", self)
+        self.services_dock.setObjectName("servicesDock")
+        self.services_dock.setWidget(self.services_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.services_dock)
+        self.services_dock.hide()
+        self._service_faults: dict[str, str] = {}
         self._make_toolbar()
         self._make_status_bar()
         self._connect()
@@ -90,7 +99,11 @@ class MainWindow(QMainWindow):
         self.outputs_action = QAction("Open outputs folder", self)
         self.quit_action = QAction("Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        for action in (self.pause_action, self.refresh_action, self.settings_action, self.outputs_action):
+        self.services_action = self.services_dock.toggleViewAction()
+        self.services_action.setText("Services")
+        self.services_action.setToolTip("redis-server and ComfyUI: state, restarts, logs")
+        for action in (self.pause_action, self.refresh_action, self.settings_action, self.outputs_action,
+                       self.services_action):
             bar.addAction(action)
         self.addAction(self.quit_action)
 
@@ -114,6 +127,11 @@ class MainWindow(QMainWindow):
         c.counts_changed.connect(self._on_controller_counts_changed)
         c.worker_changed.connect(self._on_controller_worker_changed)
         c.problem.connect(self._on_controller_problem)
+        c.service_changed.connect(self._on_controller_service_changed)
+        self.services_panel.restart_requested.connect(lambda name: c.spawn(c.run_service_action("restart", name)))
+        self.services_panel.stop_requested.connect(lambda name: c.spawn(c.run_service_action("stop", name)))
+        self.services_panel.repair_requested.connect(lambda name: c.spawn(c.run_service_action("repair", name)))
+        self.services_panel.open_log_requested.connect(self._on_services_panel_open_log_requested)
         self.prompt_panel.generate_requested.connect(self._on_prompt_panel_generate_requested)
         self.prompt_panel.model_combo.refresh_requested.connect(self._on_refresh_action_triggered)
         self.jobs_view.cancel_requested.connect(self._on_jobs_view_cancel_requested)
@@ -281,11 +299,34 @@ class MainWindow(QMainWindow):
         log.warning("Shown to the user: %s", message)
         self.statusBar().showMessage(message, 15_000)
 
+    def _on_controller_service_changed(self, state: ServiceState) -> None:
+        self.services_panel.update_state(state)
+        fault = state.state in (State.FATAL, State.HUNG, State.RESTARTING)
+        previous = self._service_faults.get(state.name, "")
+        if fault:
+            text = f"{state.name}: {state.state.value}" + (f" — {state.message}" if state.message else "")
+            self._service_faults[state.name] = text
+            if state.state is not State.RESTARTING or not previous:
+                self.statusBar().showMessage(text, 15_000)
+            if state.state is State.FATAL and not previous.startswith(f"{state.name}: fatal"):
+                self.services_dock.show()
+                self.tray.notify("A service stopped", text, "", error=True)
+        else:
+            self._service_faults.pop(state.name, None)
+        self._update_tray()
+
+    def _on_services_panel_open_log_requested(self, name: str) -> None:
+        services = self.controller.services
+        if services is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(services.log_file(name))))
+
     def _update_tray(self) -> None:
         queued, running = self._counts
         problem = "" if self._redis_up else "Redis is reconnecting"
         if not self._comfy_up:
             problem = "ComfyUI is unreachable"
+        if self._service_faults:
+            problem = "; ".join(sorted(self._service_faults.values()))
         state = TrayState.ERROR if problem else TrayState.WORKING if running else TrayState.IDLE
         self.tray.set_state(state, queued, running, problem)
 

@@ -177,15 +177,20 @@ class Consumer:
             return
         run.last_history_poll = now
         try:
+            # Queue first, then history: ComfyUI writes a prompt's history before it leaves the queue, so a prompt
+            # in neither is gone - ComfyUI restarted (however fast it came back) and forgot it.
+            if run.prompt_id in self.client.queue():
+                return
             entry = self.client.history(run.prompt_id)
-            if entry is None and not connected and run.prompt_id not in self.client.queue():
-                raise ComfyUnavailable(self.client.base_url, "ComfyUI restarted and lost the job")
+            if entry is None:
+                self._requeue(run, "ComfyUI lost the job (it restarted)")
+                return
         except ComfyUnavailable as exc:
             if not connected:
                 self._requeue(run, f"ComfyUI stopped during the job ({exc})")
             return
         except ComfyError as exc:
-            log.warning("Job %s: history check failed: %s", run.job_id, exc)
+            log.warning("Job %s: status check failed: %s", run.job_id, exc)
             return
         if run.tracker.apply_history(entry):
             self._complete(run)

@@ -261,3 +261,18 @@ def test_quit_leaves_no_thread_or_server(loop: qasync.QEventLoop, home: Home, se
         assert runtime.redis_server.running_record() is None
     finally:
         session.dispose()
+
+
+def test_a_fatal_service_shows_the_services_panel_and_turns_the_tray_red(session: Session, qtbot: QtBot) -> None:
+    from comfystudio_desktop.supervise.service_state import ServiceState, State
+    from comfystudio_desktop.ui.tray import TrayState
+
+    run_until(qtbot, lambda: "redis-server" in session.window.services_panel.names(), message="services listed")
+    assert not session.window.services_dock.isVisible()
+    session.app.controller.service_changed.emit(
+        ServiceState(name="comfyui", state=State.FATAL, restarts=6, message="crash loop: exited 6 times"))
+    assert session.window.services_dock.isVisible()
+    assert session.app.tray.state is TrayState.ERROR and "crash loop" in session.app.tray.tooltip
+    assert "fatal" in session.window.services_panel.cell("comfyui", "State").lower()
+    session.app.controller.service_changed.emit(ServiceState(name="comfyui", state=State.RUNNING, healthy=True))
+    assert "crash loop" not in session.app.tray.tooltip
