@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from comfystudio_desktop.comfy.comfy_client import ComfyClient
+from comfystudio_desktop.home import Home
+from comfystudio_desktop.jobs import JobEvent, JobRecord, JobStatus
+from comfystudio_desktop.queue.job_queue import JobQueue
+from comfystudio_desktop.settings import Settings
+from comfystudio_desktop.supervise.service_state import ServiceState, State
+from comfystudio_desktop.worker.consumer import Consumer
 
 T = TypeVar("T")
 
@@ -20,3 +29,51 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
         last = condition()
     return last
+
+
+class Recorder:
+    """Service states a watchdog reported (from its thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: list[ServiceState] = []
+
+    def __call__(self, state: ServiceState) -> None:
+        with self.lock:
+            self.states.append(state)
+
+    def seen(self, name: str) -> list[State]:
+        with self.lock:
+            return [s.state for s in self.states if s.name == name]
+
+    def pids(self, name: str) -> set[int]:
+        with self.lock:
+            return {s.pid for s in self.states if s.name == name and s.pid is not None}
+
+
+class WorkerHarness:
+    """A real Consumer running in a thread, with every JobEvent it emits recorded; a context manager."""
+
+    def __init__(self, queue: JobQueue, home: Home, settings: Settings, *, worker_id: str = "test-worker") -> None:
+        self.queue = queue
+        self.client = ComfyClient(settings.comfy_url)
+        self.consumer = Consumer(queue, self.client, home, settings, worker_id=worker_id)
+        self.events: list[JobEvent] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.consumer.run, args=(self.stop, self.events.append))
+
+    def __enter__(self) -> WorkerHarness:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "worker thread did not stop"
+        self.client.close()
+
+    def wait_status(self, job_id: str, *statuses: JobStatus, timeout: float = 30) -> JobRecord:
+        def reached() -> JobRecord | None:
+            record = self.queue.status(job_id)
+            return record if record is not None and record.status in statuses else None
+        return wait_until(reached, timeout=timeout, message=f"job {job_id} to become {statuses}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,20 +12,17 @@ import psutil
 import pytest
 import requests
 
-from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus
-from comfystudio_desktop.queue.job_queue import JobQueue
+from comfystudio_desktop.jobs import Job, JobStatus
 from comfystudio_desktop.runtime import Runtime, open_queue
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_pidfile
 from comfystudio_desktop.supervise.pidfile import PidRecord, write_pidfile
 from comfystudio_desktop.supervise.restart_policy import RestartPolicy
-from comfystudio_desktop.supervise.service_state import ServiceState, State
+from comfystudio_desktop.supervise.service_state import State
 from comfystudio_desktop.supervise.services import AppServices, build_services
-from comfystudio_desktop.worker.consumer import Consumer
 from tests.fake_comfyui.process import FakeComfyProcess
-from tests.helpers import wait_until
+from tests.helpers import Recorder, WorkerHarness, wait_until
 
 FAKE_MAIN = Path(__file__).parent / "procs" / "fake_comfy_main.py"
 CHECKPOINT = "tiny/sd15-random.safetensors"
@@ -45,22 +41,6 @@ def managed(tmp_path: Path, main: Path = FAKE_MAIN, step_time: float = 0.05) -> 
     return Settings(comfy_mode="managed", comfy_python=sys.executable, comfy_main=str(main),
                     comfy_args=("--step-time", str(step_time), *folders), lease_seconds=2.0,
                     job_timeout_s=60.0).validate()
-
-
-class Recorder:
-    """States the watchdog reported, from its thread."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.states: list[ServiceState] = []
-
-    def __call__(self, state: ServiceState) -> None:
-        with self.lock:
-            self.states.append(state)
-
-    def seen(self, name: str) -> list[State]:
-        with self.lock:
-            return [s.state for s in self.states if s.name == name]
 
 
 @pytest.fixture
@@ -85,39 +65,18 @@ def start_services(home: Home) -> Iterator[Callable[..., tuple[AppServices, Reco
         services.stop()
 
 
-class Worker:
-    """A real Consumer in a thread on the supervised services, recording what it emits."""
+class Worker(WorkerHarness):
+    """A real Consumer in a thread on the supervised services (its own queue connection), recording its events."""
 
     def __init__(self, services: AppServices, home: Home, settings: Settings) -> None:
         self.runtime: Runtime = open_queue(home, settings, endpoint_provider=services.redis_endpoint,
                                            reconnect_delay_s=0.2)
-        self.client = ComfyClient(services.comfy_url)
-        self.consumer = Consumer(self.queue, self.client, home, replace(settings, comfy_url=services.comfy_url),
-                                 worker_id="watchdog-test")
-        self.events: list[JobEvent] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.consumer.run, args=(self.stop, self.events.append))
-
-    @property
-    def queue(self) -> JobQueue:
-        return self.runtime.queue
-
-    def __enter__(self) -> Worker:
-        self.thread.start()
-        return self
+        super().__init__(self.runtime.queue, home, replace(settings, comfy_url=services.comfy_url),
+                         worker_id="watchdog-test")
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "worker thread did not stop"
-        self.client.close()
+        super().__exit__(*exc)
         self.runtime.close()
-
-    def wait_status(self, job_id: str, *statuses: JobStatus, timeout: float = 60) -> JobRecord:
-        def reached() -> JobRecord | None:
-            record = self.queue.status(job_id)
-            return record if record is not None and record.status in statuses else None
-        return wait_until(reached, timeout=timeout, message=f"job {job_id} to become {statuses}")
 
     def wait_running_in_comfy(self, job_id: str) -> None:
         wait_until(lambda: (r := self.queue.status(job_id)) is not None and r.progress > 30, timeout=30,

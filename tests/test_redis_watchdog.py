@@ -29,7 +29,7 @@ from comfystudio_desktop.supervise.service_state import Remedy, ServiceState, St
 from comfystudio_desktop.supervise.services import build_services
 from comfystudio_desktop.supervise.watchdog import Watchdog
 from tests.fake_comfyui.process import free_port
-from tests.helpers import wait_until
+from tests.helpers import Recorder, wait_until
 
 FAST = RestartPolicy(initial_backoff_s=0.3, max_backoff_s=1.0, max_restarts=3, crash_loop_window_s=60.0,
                      hung_after_failures=2)
@@ -38,26 +38,6 @@ TOTAL = 300
 
 def running(restarts: int = 0) -> Callable[[ServiceState], bool]:
     return lambda s: s.state is State.RUNNING and s.restarts >= restarts
-
-
-class Recorder:
-    """What the watchdog reported, from its thread."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.states: list[ServiceState] = []
-
-    def __call__(self, state: ServiceState) -> None:
-        with self.lock:
-            self.states.append(state)
-
-    def seen(self, name: str) -> list[State]:
-        with self.lock:
-            return [s.state for s in self.states if s.name == name]
-
-    def pids(self, name: str) -> set[int]:
-        with self.lock:
-            return {s.pid for s in self.states if s.name == name and s.pid is not None}
 
 
 @pytest.fixture

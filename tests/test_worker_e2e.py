@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,46 +16,16 @@ import pytest
 import requests
 from PIL import Image
 
-from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus, JobValidationError
+from comfystudio_desktop.jobs import Job, JobStatus, JobValidationError
 from comfystudio_desktop.queue.job_queue import JobQueue
 from comfystudio_desktop.queue.redis_server import EmbeddedRedis
 from comfystudio_desktop.settings import Settings, save_settings
-from comfystudio_desktop.worker.consumer import Consumer
 from tests.conftest import REPO_ROOT, make_queue
 from tests.fake_comfyui.process import FakeComfyProcess, free_port
-from tests.helpers import wait_until
+from tests.helpers import WorkerHarness, wait_until
 
 CHECKPOINT = "tiny/sd15-random.safetensors"
-
-
-class WorkerHarness:
-    """A Consumer running in a thread, with every event it emits recorded."""
-
-    def __init__(self, queue: JobQueue, home: Home, settings: Settings) -> None:
-        self.queue = queue
-        self.client = ComfyClient(settings.comfy_url)
-        self.consumer = Consumer(queue, self.client, home, settings, worker_id="test-worker")
-        self.events: list[JobEvent] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.consumer.run, args=(self.stop, self.events.append))
-
-    def __enter__(self) -> WorkerHarness:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "worker thread did not stop"
-        self.client.close()
-
-    def wait_status(self, job_id: str, *statuses: JobStatus, timeout: float = 30) -> JobRecord:
-        def reached() -> JobRecord | None:
-            record = self.queue.status(job_id)
-            return record if record is not None and record.status in statuses else None
-        return wait_until(reached, timeout=timeout, message=f"job {job_id} to become {statuses}")
 
 
 @pytest.fixture
