@@ -26,8 +26,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# Qt's libraries load libEGL, libGL, fontconfig and xkbcommon even offscreen; a bare Debian lacks them.
-if ! .venv/bin/python -c 'import PySide6.QtGui' >/dev/null 2>&1; then
+# Qt's libraries load libEGL, libGL, fontconfig and xkbcommon even offscreen, and its X11 plugin needs the xcb
+# libraries for a real window; a bare Debian lacks them.
+needs_libs=0
+.venv/bin/python -c 'import PySide6.QtGui' >/dev/null 2>&1 || needs_libs=1
+if [ "${1:-}" != "--dev" ] && command -v ldconfig >/dev/null 2>&1 && ! ldconfig -p | grep -q 'libxcb-cursor.so.0'; then
+  needs_libs=1
+fi
+if [ "$needs_libs" = 1 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
