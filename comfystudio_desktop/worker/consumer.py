@@ -39,6 +39,7 @@ EmitFn = Callable[[JobEvent], None]
 
 _EVENT_WAIT_S = 0.05
 _CANCEL_CHECK_S = 1.0
+_EMPTY_CLAIM_PAUSE_S = 0.5
 _HOUSEKEEPING_S = 2.0
 _HISTORY_POLL_S = 5.0  # safety net: a job's end is also read from history if its messages were missed
 _HISTORY_POLL_DISCONNECTED_S = 0.5
@@ -62,7 +63,7 @@ class Consumer:
         self._preparer = RunPreparer(self)
         self._stream: ComfyEventStream | None = None
         self._last_housekeeping = 0.0
-        self._last_claim_try = 0.0
+        self._last_empty_claim = 0.0
 
     # -- controls --------------------------------------------------------------------------------------------
     def pause(self) -> None:
@@ -135,12 +136,11 @@ class Consumer:
             return
         while len(self._runs) < self.settings.pipeline_depth and not stop.is_set():
             idle = not self._runs
-            now = time.monotonic()
-            if not idle and now - self._last_claim_try < 0.5:
-                return  # with jobs in flight, look for more at most twice a second
-            self._last_claim_try = now
+            if not idle and time.monotonic() - self._last_empty_claim < _EMPTY_CLAIM_PAUSE_S:
+                return  # the queue was empty a moment ago: with jobs in flight, look again a little later
             lease = self.queue.claim(self.worker_id, block_s=1.0 if idle else 0.0)
             if lease is None:
+                self._last_empty_claim = time.monotonic()
                 return
             run = WorkerRun(lease=lease)
             with self._runs_lock:

@@ -58,9 +58,10 @@ class RunPreparer:
             run.seed_used = record.seed_used  # keep the seed an earlier attempt recorded
         if record is not None and record.comfy_prompt_id:
             run.prompt_id = record.comfy_prompt_id
+        submitted_before = run.lease.attempts > 0 or (record is not None and bool(record.comfy_prompt_id))
         if record is not None and record.rerun_required:
             self._start_afresh(run)
-        elif self._reattach(run):
+        elif submitted_before and self._reattach(run):  # a job never submitted has nothing to re-attach to
             return
         catalogue = self._catalogue_with(job.model)
         template = choose_template(job, c.library, catalogue)
