@@ -250,13 +250,20 @@ _QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, Runtime], int]] = {
 }
 
 
+def _stderr_level(args: argparse.Namespace) -> int:
+    """What reaches the terminal: warnings for one-shot commands; a headless worker narrates its jobs."""
+    if args.verbose:
+        return logging.DEBUG
+    return logging.INFO if args.command == "worker" else logging.WARNING
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "self-test" or args.self_test:  # runs in a temporary home: leave the user's alone
         from comfystudio_desktop.self_test import run_self_test
 
         return run_self_test()
     home, settings = load_home_and_settings(args.home, comfy_url=args.comfy_url,
-                                            log_level=logging.DEBUG if args.verbose else logging.WARNING)
+                                            stderr_level=_stderr_level(args))
     command = args.command
     if command in _QUEUE_COMMANDS:
         rt = open_queue(home, settings)

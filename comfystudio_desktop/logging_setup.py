@@ -14,8 +14,12 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(process)d:%(threadName)s] %(m
 _MARKER = "_comfystudio_handler"
 
 
-def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool = True) -> Path:
-    """Attach the app's handlers to the root logger once per process; return the log file path."""
+def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool = True,
+                      stderr_level: int | None = None) -> Path:
+    """Attach the app's handlers to the root logger once per process; return the log file path.
+
+    The file gets everything from `level` up; stderr from `stderr_level` (default: the same).
+    """
     logs_dir.mkdir(parents=True, exist_ok=True)
     log_file = logs_dir / LOG_FILE_NAME
     root = logging.getLogger()
@@ -25,14 +29,17 @@ def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool
             handler.close()
     file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024 * 1024, backupCount=5,
                                                         encoding="utf-8", delay=True)
+    file_handler.setLevel(level)
     handlers: list[logging.Handler] = [file_handler]
     if stderr and sys.stderr is not None:  # a windowed frozen app has no stderr
-        handlers.append(logging.StreamHandler(sys.stderr))
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(stderr_level if stderr_level is not None else level)
+        handlers.append(console)
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))
         setattr(handler, _MARKER, True)
         root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(min(level, stderr_level if stderr_level is not None else level))
     # Third-party chatter at INFO would drown our one-line-per-event log.
     for noisy in ("urllib3", "websocket", "PIL", "asyncio", "qasync"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

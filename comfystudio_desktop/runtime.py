@@ -23,12 +23,12 @@ COMFY_URL_ENV = "COMFYSTUDIO_COMFY_URL"
 
 
 def load_home_and_settings(home_dir: str | os.PathLike[str] | None = None, *, comfy_url: str | None = None,
-                           log_to_stderr: bool = True, log_level: int = logging.INFO) -> tuple[Home, Settings]:
-    """Resolve and create the home, configure logging, load settings and apply the URL override."""
+                           log_to_stderr: bool = True, stderr_level: int = logging.INFO) -> tuple[Home, Settings]:
+    """Resolve and create the home, configure logging (INFO to the log file), load settings, apply the URL."""
     root = resolve_home(home_dir)
     settings = load_settings(root / "config.json")
     home = Home(root, Path(settings.storage_dir) if settings.storage_dir else None).create()
-    configure_logging(home.logs, stderr=log_to_stderr, level=log_level)
+    configure_logging(home.logs, stderr=log_to_stderr, level=logging.INFO, stderr_level=stderr_level)
     url = comfy_url or os.environ.get(COMFY_URL_ENV)
     if url:
         settings = replace(settings, comfy_url=url).validate()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
+from types import FrameType
 
 import qasync
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from comfystudio_desktop import __version__
@@ -89,6 +91,21 @@ class AppSession:
         self.window.close_for_quit()
 
 
+def _quit_on_signals(app: QApplication, window: MainWindow) -> None:
+    """SIGTERM (logout, `kill`) and SIGINT (Ctrl+C) quit cleanly: jobs are handed back, Redis saves."""
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("Signal %d: quitting", signum)
+        QTimer.singleShot(0, window.request_quit)
+
+    for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
+    # Python runs signal handlers only between bytecodes; a light timer makes sure it gets the chance.
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+
+
 def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) -> int:
     """Run the window until the user quits (or, with `exit_when_ready`, until it is ready). Returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -109,6 +126,7 @@ def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) ->
         with loop:
             session = AppSession(home, settings)
             instance.activate_requested.connect(session.window.bring_to_front)
+            _quit_on_signals(app, session.window)
             code: int = loop.run_until_complete(session.run(exit_when_ready=exit_when_ready))
             return code
     finally:

@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 def run_headless_worker(home: Home, settings: Settings, *, worker_id: str = "") -> int:
     """Run jobs until SIGINT/SIGTERM (Ctrl+C, Ctrl+Break on Windows); held jobs are handed back on the way out."""
-    logging.getLogger().setLevel(logging.INFO)
     runtime = open_queue(home, settings)
     client = ComfyClient.from_settings(settings)
     consumer = Consumer(runtime.queue, client, home, settings, worker_id=worker_id)
