@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,6 +26,17 @@ from PySide6.QtWidgets import (
 from comfystudio_desktop.settings import Settings, SettingsError, save_settings
 
 __all__ = ["SettingsDialog"]
+
+
+SpinT = TypeVar("SpinT", QSpinBox, QDoubleSpinBox)
+
+
+def _spin(box: SpinT, low: float, high: float, value: float, suffix: str = "") -> SpinT:
+    """A spin box with its range, value and unit set."""
+    box.setRange(low, high)  # type: ignore[arg-type]
+    box.setValue(value)  # type: ignore[arg-type]
+    box.setSuffix(suffix)
+    return box
 
 
 class SettingsDialog(QDialog):
@@ -121,10 +133,8 @@ class SettingsDialog(QDialog):
         self._row(form, "unet_vae", "UNET VAE", self._line(s.unet_vae, "template default"),
                   "File in models/vae used with UNET models (e.g. ae.safetensors)")
         self._row(form, "flux_clip_l", "Flux CLIP-L", self._line(s.flux_clip_l, "template default"))
-        port = QSpinBox()
-        port.setRange(0, 65535)
+        port = _spin(QSpinBox(), 0, 65535, s.comfy_port)
         port.setSpecialValueText("any free port")
-        port.setValue(s.comfy_port)
         self._row(form, "comfy_port", "Port (managed)", port)
         return page
 
@@ -136,35 +146,19 @@ class SettingsDialog(QDialog):
         mode.setCurrentIndex(max(0, mode.findData(s.redis_mode)))
         self._row(form, "redis_mode", "Redis", mode)
         self._row(form, "redis_url", "External Redis URL", self._line(s.redis_url, "redis://:password@127.0.0.1:6379/0"))
-        timeout = QDoubleSpinBox()
-        timeout.setRange(1, 86400)
-        timeout.setSuffix(" s")
-        timeout.setValue(s.job_timeout_s)
-        self._row(form, "job_timeout_s", "Job timeout", timeout)
-        depth = QSpinBox()
-        depth.setRange(1, 8)
-        depth.setValue(s.pipeline_depth)
-        self._row(form, "pipeline_depth", "Pipeline depth", depth,
+        self._row(form, "job_timeout_s", "Job timeout", _spin(QDoubleSpinBox(), 1, 86400, s.job_timeout_s, " s"))
+        self._row(form, "pipeline_depth", "Pipeline depth", _spin(QSpinBox(), 1, 8, s.pipeline_depth),
                   "Jobs kept submitted to ComfyUI at once, so the GPU never waits for uploads")
-        attempts = QSpinBox()
-        attempts.setRange(1, 100)
-        attempts.setValue(s.max_attempts)
-        self._row(form, "max_attempts", "Attempts before quarantine", attempts)
+        self._row(form, "max_attempts", "Attempts before quarantine", _spin(QSpinBox(), 1, 100, s.max_attempts))
         return page
 
     def _storage_tab(self, s: Settings) -> QWidget:
         page, form = self._form()
         self._path_row(form, "storage_dir", "Storage folder", s.storage_dir, folder=True)
-        days = QSpinBox()
-        days.setRange(1, 3650)
-        days.setSuffix(" days")
-        days.setValue(s.output_retention_days)
-        self._row(form, "output_retention_days", "Keep outputs", days)
-        hours = QSpinBox()
-        hours.setRange(1, 8760)
-        hours.setSuffix(" hours")
-        hours.setValue(s.input_retention_hours)
-        self._row(form, "input_retention_hours", "Keep inputs", hours)
+        self._row(form, "output_retention_days", "Keep outputs",
+                  _spin(QSpinBox(), 1, 3650, s.output_retention_days, " days"))
+        self._row(form, "input_retention_hours", "Keep inputs",
+                  _spin(QSpinBox(), 1, 8760, s.input_retention_hours, " hours"))
         return page
 
     def _desktop_tab(self, s: Settings) -> QWidget:
