@@ -13,6 +13,7 @@ import pytest
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.queue.redis_server import EmbeddedRedis
 from tests.conftest import REPO_ROOT
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -78,3 +79,25 @@ def test_invalid_settings_file_names_the_field(cli_home: Path) -> None:
     result = run(cli_home, "jobs")
     assert result.returncode == 2
     assert "setting 'pipeline_depth': must be 1..8" in result.stderr
+
+
+def test_submit_wait_follows_the_job_to_its_end(cli_home: Path) -> None:
+    waiting = subprocess.Popen([sys.executable, "-m", "comfystudio_desktop", "--home", str(cli_home), "submit",
+                                "--prompt", "wait for me", "--wait", "--json"], cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def queued_id() -> str:
+            listed = run(cli_home, "jobs", "--status", "queued", "--json")
+            jobs = json.loads(listed.stdout) if listed.returncode == 0 and listed.stdout.strip() else []
+            return str(jobs[0]["job_id"]) if jobs else ""
+        job_id = wait_until(queued_id, timeout=60, message="the job queued")
+        assert waiting.poll() is None  # still waiting: the job has not ended
+        assert run(cli_home, "cancel", job_id).returncode == 0
+        out, _err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 1  # a cancelled job
+        result = json.loads(out)
+        assert result["job_id"] == job_id and result["status"] == "cancelled"
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate(timeout=10)

@@ -237,3 +237,17 @@ def test_kill_9_of_headless_worker_reattaches_without_rerunning(redis_server: Em
             headless.kill()
             headless.wait(10)
         queue.conn.close()
+
+
+def test_template_with_node_types_comfy_lacks_fails_before_upload(queue: JobQueue, home: Home, settings: Settings,
+                                                                  fake: FakeComfyProcess) -> None:
+    shipped = json.loads((REPO_ROOT / "workflows" / "text_to_image-checkpoint.json").read_text())
+    shipped["prompt"]["99"] = {"class_type": "FancyUpscaler", "inputs": {}}
+    (home.workflows / "text_to_image-checkpoint.json").write_text(json.dumps(shipped))
+    with WorkerHarness(queue, home, settings) as worker:
+        job = Job(prompt="needs a custom node", model=CHECKPOINT)
+        queue.submit(job)
+        record = worker.wait_status(job.job_id, JobStatus.FAILED, JobStatus.FINISHED)
+    assert record.status is JobStatus.FAILED
+    assert "text_to_image-checkpoint.json" in record.error and "FancyUpscaler" in record.error
+    assert job.job_id not in fake.stats()["submitted"]

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QScrollArea, QSplitter, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QToolBar, QWidget
 
+from comfystudio_desktop import __version__
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus
 from comfystudio_desktop.supervise.service_state import ServiceState, State
 from comfystudio_desktop.ui.app_controller import AppController
@@ -97,13 +98,14 @@ class MainWindow(QMainWindow):
         self.settings_action = QAction("Settings…", self)
         self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
         self.outputs_action = QAction("Open outputs folder", self)
+        self.about_action = QAction("About", self)
         self.quit_action = QAction("Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.services_action = self.services_dock.toggleViewAction()
         self.services_action.setText("Services")
         self.services_action.setToolTip("redis-server and ComfyUI: state, restarts, logs")
         for action in (self.pause_action, self.refresh_action, self.settings_action, self.outputs_action,
-                       self.services_action):
+                       self.services_action, self.about_action):
             bar.addAction(action)
         self.addAction(self.quit_action)
 
@@ -146,6 +148,7 @@ class MainWindow(QMainWindow):
         self.settings_action.triggered.connect(self._on_settings_action_triggered)
         self.outputs_action.triggered.connect(self._on_outputs_action_triggered)
         self.quit_action.triggered.connect(self.request_quit)
+        self.about_action.triggered.connect(self._on_about_action_triggered)
         self.tray.show_requested.connect(self.bring_to_front)
         self.tray.pause_toggled.connect(self.pause_action.setChecked)
         self.tray.open_outputs_requested.connect(self._on_outputs_action_triggered)
@@ -372,6 +375,21 @@ class MainWindow(QMainWindow):
             self.settings = dialog.result_settings
             self.prompt_panel.set_image_limits(self.settings.max_upload_mb * 2**20, self.settings.max_image_pixels)
             self.statusBar().showMessage("Settings saved; connection changes apply after a restart.", 10_000)
+
+    def about_text(self) -> str:
+        """What the About box says: version, where data lives, which Redis and ComfyUI."""
+        home = self.controller.home
+        runtime = self.controller.runtime
+        redis = str(runtime.endpoint) if runtime is not None else "not connected"
+        return (f"<b>ComfyStudio Desktop {__version__}</b><br>A desktop front end for a local ComfyUI.<br><br>"
+                f"Data folder: {home.root}<br>Queue: {redis}<br>ComfyUI: {self.controller.client.base_url}<br>"
+                f"Qt {qVersion()}, Python {sys.version.split()[0]}")
+
+    def _on_about_action_triggered(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "About ComfyStudio", self.about_text(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.open()
 
     def _on_outputs_action_triggered(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.controller.home.outputs)))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from comfystudio_desktop.comfy.comfy_errors import ComfyError, ComfyUnavailable
 from comfystudio_desktop.comfy.job_tracker import JobOutcome, JobTracker
 from comfystudio_desktop.comfy.model_catalogue import Catalogue, load_catalogue
 from comfystudio_desktop.comfy.workflow_fill import resolve_seed
+from comfystudio_desktop.comfy.workflow_templates import WorkflowTemplate
 from comfystudio_desktop.jobs import JobStatus
 from comfystudio_desktop.worker.job_inputs import JobInputError, build_graph, choose_template, store_and_upload_inputs
 from comfystudio_desktop.worker.job_run import Phase, WorkerRun
@@ -40,6 +42,7 @@ class RunPreparer:
     def __init__(self, consumer: Consumer) -> None:
         self._c = consumer
         self._catalogue: Catalogue | None = None
+        self._checked_templates: set[str] = set()
 
     def prepare(self, run: WorkerRun) -> None:
         """Take a claimed (or waiting) run as far as ComfyUI's queue; failures are reported on the run."""
@@ -65,6 +68,7 @@ class RunPreparer:
             return
         catalogue = self._catalogue_with(job.model)
         template = choose_template(job, c.library, catalogue)
+        self._check_nodes_known(template)
         uploaded = store_and_upload_inputs(job, c.home, c.settings, c.client)
         c._report(run, JobStatus.PROCESSING, 15, "inputs uploaded")
         if run.seed_used < 0:
@@ -119,6 +123,20 @@ class RunPreparer:
         run.prompt_id = next_prompt_id(run.job_id, old)
         log.info("Job %s runs afresh as ComfyUI prompt %s", run.job_id, run.prompt_id)
 
+    def _check_nodes_known(self, template: WorkflowTemplate) -> None:
+        """A template using node classes the running ComfyUI lacks fails with a clear message, before upload.
+
+        Checked once per template for as long as the model catalogue (i.e. this ComfyUI session) is current.
+        """
+        if template.source in self._checked_templates:
+            return
+        missing = [name for name in sorted(template.node_classes()) if not self._c.client.object_info(name)]
+        if missing:
+            raise JobInputError(f"Workflow template {Path(template.source).name} ({template.label}) needs node types "
+                                f"this ComfyUI does not have: "
+                                f"{', '.join(missing)} (install the custom nodes, or pick another workflow).")
+        self._checked_templates.add(template.source)
+
     def _catalogue_with(self, model: str) -> Catalogue:
         """The catalogue from ComfyUI, reloaded once when `model` is not in the cached one."""
         if self._catalogue is None or not self._catalogue.contains(model):
@@ -126,4 +144,5 @@ class RunPreparer:
             if not catalogue.comfy_answered:
                 raise ComfyUnavailable(self._c.client.base_url, "the model list did not load")
             self._catalogue = catalogue
+            self._checked_templates.clear()  # a reloaded catalogue may be another ComfyUI session
         return self._catalogue

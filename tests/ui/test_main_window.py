@@ -276,3 +276,11 @@ def test_a_fatal_service_shows_the_services_panel_and_turns_the_tray_red(session
     assert "fatal" in session.window.services_panel.cell("comfyui", "State").lower()
     session.app.controller.service_changed.emit(ServiceState(name="comfyui", state=State.RUNNING, healthy=True))
     assert "crash loop" not in session.app.tray.tooltip
+
+
+def test_about_names_the_version_and_the_data_folder(session: Session, home: Home) -> None:
+    from comfystudio_desktop import __version__
+
+    text = session.window.about_text()
+    assert __version__ in text and str(home.root) in text and "embedded=True" in text
+    session.window.about_action.trigger()  # opens (non-modal) without error
