@@ -273,8 +273,7 @@ def table_stress(app: QApplication, rows: int, running: int, hz: float, seconds:
         run_for(app, 0.3)
 
         started = time.perf_counter()
-        for record in records:  # MainWindow._on_controller_records_loaded, in one GUI-thread slot
-            model.upsert_record(record)
+        model.upsert_records(records)  # as MainWindow._on_controller_records_loaded does, in one GUI-thread slot
         view.refresh_actions()
         load_s = time.perf_counter() - started
         run_for(app, 1.0)  # thumbnails of the visible rows load in the background

@@ -153,6 +153,23 @@ class JobsTableModel(QAbstractTableModel):
         merged = record if record.job is not None else replace(record, job=current.job)
         self._update(row, merged, immediate=True)
 
+    def upsert_records(self, records: Iterable[JobRecord]) -> None:
+        """`upsert_record` for many at once: new jobs are inserted in one block (one re-sort for a proxy)."""
+        fresh: dict[str, JobRecord] = {}
+        for record in records:
+            if record.job_id in self._row_of:
+                self.upsert_record(record)
+            else:
+                fresh[record.job_id] = record  # a later snapshot of the same job in the batch wins
+        if not fresh:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(fresh) - 1)
+        for offset, record in enumerate(fresh.values()):
+            self._rows.append(_Row(record))
+            self._row_of[record.job_id] = first + offset
+        self.endInsertRows()
+
     def apply_event(self, event: JobEvent) -> None:
         """Apply one change; unknown jobs get a row of their own until their record arrives."""
         row = self._row_of.get(event.job_id)

@@ -207,9 +207,9 @@ class MainWindow(QMainWindow):
 
     # -- controller → view -----------------------------------------------------------------------------------
     def _on_controller_records_loaded(self, records: list[JobRecord]) -> None:
+        self.model.upsert_records(records)
         for record in records:
             self._fetching.discard(record.job_id)
-            self.model.upsert_record(record)
             if not record.status.is_terminal:
                 self._seen_active.add(record.job_id)
         self.jobs_view.refresh_actions()

@@ -253,3 +253,21 @@ def test_delegate_paints_every_column(qtbot: QtBot, model: JobsTableModel) -> No
     option.fontMetrics = view.fontMetrics()
     assert delegate.sizeHint(option, model.index(0, Column.THUMBNAIL)) == QSize(56, 56)
     assert delegate.sizeHint(option, model.index(0, Column.PROGRESS)).width() >= 110
+
+
+def test_upsert_records_inserts_new_rows_in_one_block_and_updates_known_ones(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from comfystudio_desktop.jobs import JobRecord, JobStatus
+    from comfystudio_desktop.ui.jobs_model import JobsTableModel
+
+    model = JobsTableModel()
+    model.upsert_record(JobRecord(job_id="known", status=JobStatus.QUEUED, updated_at="2026-01-01T00:00:00"))
+    inserts: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _parent, first, last: inserts.append((first, last)))
+    batch = [JobRecord(job_id=f"job-{i}", status=JobStatus.FINISHED, updated_at="2026-01-01T00:00:01")
+             for i in range(500)]
+    batch.append(JobRecord(job_id="known", status=JobStatus.PROCESSING, progress=40,
+                           updated_at="2026-01-01T00:00:02"))
+    model.upsert_records(batch)
+    assert inserts == [(1, 500)]
+    assert model.rowCount() == 501 and model.row_of("job-499") == 500
+    assert model.record("known").status is JobStatus.PROCESSING  # type: ignore[union-attr]
