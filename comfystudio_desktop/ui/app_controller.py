@@ -25,6 +25,7 @@ from comfystudio_desktop.queue.connection import RedisUnavailable
 from comfystudio_desktop.queue.job_queue import CancelOutcome, SubmitOutcome
 from comfystudio_desktop.runtime import Runtime, open_queue
 from comfystudio_desktop.settings import Settings
+from comfystudio_desktop.storage_retention import in_use, sweep
 from comfystudio_desktop.supervise.service_state import State
 from comfystudio_desktop.supervise.services import AppServices, build_services
 from comfystudio_desktop.ui.queue_events import QueueEventFollower
@@ -35,6 +36,7 @@ __all__ = ["AppController"]
 
 log = logging.getLogger(__name__)
 _COMFY_POLL_S = 5.0
+_STORAGE_SWEEP_S = 3600.0
 _COUNTS_MIN_INTERVAL_S = 0.25
 _HISTORY_WINDOW_S = 24 * 3600
 # The shipped workflows in the order a person meets them; user templates follow alphabetically.
@@ -102,6 +104,7 @@ class AppController(QObject):
         self.worker_changed.emit("running")
         self.spawn(self.refresh_models())
         self.spawn(self._watch_comfy())
+        self.spawn(self._keep_storage_tidy())
         self.request_counts()
         self.ready.emit()
 
@@ -269,6 +272,19 @@ class AppController(QObject):
                 self.spawn(self.refresh_models())  # it came back: its model list is the real one
             was_up = up
             await asyncio.sleep(_COMFY_POLL_S)
+
+    async def _keep_storage_tidy(self) -> None:
+        """Apply the retention settings now and every hour (never to images an active job needs)."""
+        assert self.runtime is not None
+        queue = self.runtime.queue
+        while True:
+            try:
+                records = await asyncio.to_thread(queue.jobs)
+                job_ids, paths = in_use(records)
+                await asyncio.to_thread(sweep, self.home, self.settings, active_job_ids=job_ids, active_paths=paths)
+            except RedisUnavailable as exc:
+                log.warning("Storage clean-up skipped: %s", exc)
+            await asyncio.sleep(_STORAGE_SWEEP_S)
 
     def _on_worker_job_event(self, event: JobEvent) -> None:
         self.job_event.emit(event)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSc
 
 from comfystudio_desktop import __version__
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus
+from comfystudio_desktop.storage_retention import DROPPED_FOLDER
 from comfystudio_desktop.supervise.service_state import ServiceState, State
 from comfystudio_desktop.ui.app_controller import AppController
 from comfystudio_desktop.ui.jobs_model import JobsTableModel
@@ -50,7 +51,7 @@ class MainWindow(QMainWindow):
         self._redis_up = True
         self._quitting = False
 
-        self.prompt_panel = PromptPanel(home.storage / "dropped", max_image_bytes=settings.max_upload_mb * 2**20,
+        self.prompt_panel = PromptPanel(home.storage / DROPPED_FOLDER, max_image_bytes=settings.max_upload_mb * 2**20,
                                         max_image_pixels=settings.max_image_pixels)
         scroll = QScrollArea(self)
         scroll.setObjectName("promptScroll")
