@@ -70,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import websocket
 
+from bench._report import log, pct
 from comfystudio_desktop.comfy import comfy_stream
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.comfy.comfy_events import ComfyEvent, EventKind
@@ -88,17 +89,6 @@ from tests.fake_comfyui.process import HOST, REPO_ROOT, FakeComfyProcess
 CHECKPOINT = "tiny/sd15-random.safetensors"
 PROMPT = "pipeline overhead benchmark"  # the same text for every job: the fake caches the encoders after warm-up
 STAMPER = Path(__file__).resolve().parent / "_fake_send_stamps.py"
-
-
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def summary_ms(values_s: list[float]) -> dict[str, float | int]:

@@ -84,6 +84,7 @@ from PySide6.QtCore import (  # noqa: E402
 from PySide6.QtNetwork import QLocalServer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from bench._report import log, pct  # noqa: E402
 from comfystudio_desktop.home import Home  # noqa: E402
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus  # noqa: E402
 from comfystudio_desktop.queue.redis_server import EmbeddedRedis  # noqa: E402
@@ -98,16 +99,6 @@ MODELS = ["tiny/sd15-random.safetensors", "sdxl/juggernaut-xl.safetensors", "flu
 WORDS = ("a", "castle", "on", "hill", "at", "dawn,", "volumetric", "light,", "highly", "detailed,", "oil",
          "painting,", "portrait", "of", "an", "old", "fisherman,", "neon", "city", "street", "in", "the", "rain,",
          "cinematic,", "macro", "photo", "dew", "drop", "leaf,", "watercolor", "fox", "snow")
-
-
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def _iso(when: datetime) -> str:

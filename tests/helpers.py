@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
@@ -16,6 +19,27 @@ from comfystudio_desktop.supervise.service_state import ServiceState, State
 from comfystudio_desktop.worker.consumer import Consumer
 
 T = TypeVar("T")
+
+#: A small HTTP child process for supervisor tests (see its --help): it can hang, exit, or ignore SIGTERM.
+TOY_SERVICE = Path(__file__).parent / "procs" / "toy_service.py"
+
+
+def toy_argv(*args: str) -> tuple[str, ...]:
+    """The command line that runs the toy service with `args`."""
+    return (sys.executable, str(TOY_SERVICE), *args)
+
+
+def toy_http_ok(port_file: Path, path: str = "/health", timeout: float = 0.5) -> bool:
+    """GET `path` on the port the toy service wrote to `port_file`; True on 200."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", int(port_file.read_text()), timeout=timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,

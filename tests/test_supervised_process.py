@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
@@ -17,27 +16,9 @@ from comfystudio_desktop.supervise.pidfile import PidRecord, read_pidfile, write
 from comfystudio_desktop.supervise.process_spec import ProcessSpec
 from comfystudio_desktop.supervise.service_state import State
 from comfystudio_desktop.supervise.supervised_process import SupervisedProcess
-from tests.helpers import wait_until
+from tests.helpers import toy_argv, toy_http_ok, wait_until
 
-TOY = Path(__file__).parent / "procs" / "toy_service.py"
 NEW_SESSION = {"start_new_session": True} if os.name == "posix" else {}
-
-
-def http_ok(port_file: Path, path: str = "/health", timeout: float = 0.5) -> bool:
-    """GET path on the port the toy wrote; True on 200."""
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", int(port_file.read_text()), timeout=timeout)
-        try:
-            conn.request("GET", path)
-            return conn.getresponse().status == 200
-        finally:
-            conn.close()
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
-
-
-def toy_argv(*args: str) -> tuple[str, ...]:
-    return (sys.executable, str(TOY), *args)
 
 
 @pytest.fixture
@@ -84,7 +65,7 @@ def test_start_writes_pidfile_captures_output_and_stop_terminates(make_process: 
                                                                    tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     process = make_process(argv=toy_argv("--say", "hello from toy", "--port-file", str(port_file)),
-                           health_check=lambda: http_ok(port_file))
+                           health_check=lambda: toy_http_ok(port_file))
     process.start()
     assert process.state is State.STARTING
     wait_ready(process)
@@ -121,8 +102,8 @@ def test_exit_is_seen_with_exit_code_and_last_lines(make_process: Callable[..., 
 
 def test_stop_hook_is_tried_first(make_process: Callable[..., SupervisedProcess], tmp_path: Path) -> None:
     port_file = tmp_path / "port"
-    process = make_process(argv=toy_argv("--port-file", str(port_file)), health_check=lambda: http_ok(port_file),
-                           stop_hook=lambda: http_ok(port_file, "/quit"))
+    process = make_process(argv=toy_argv("--port-file", str(port_file)), health_check=lambda: toy_http_ok(port_file),
+                           stop_hook=lambda: toy_http_ok(port_file, "/quit"))
     process.start()
     wait_ready(process)
     process.stop()
@@ -136,7 +117,7 @@ def test_stop_kills_a_child_that_ignores_sigterm_after_the_grace(make_process: C
                                                                   tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     process = make_process(argv=toy_argv("--ignore-term", "--port-file", str(port_file)),
-                           health_check=lambda: http_ok(port_file), stop_grace_s=0.5)
+                           health_check=lambda: toy_http_ok(port_file), stop_grace_s=0.5)
     process.start()
     wait_ready(process)  # it answers, so its SIGTERM handler is installed
     began = time.monotonic()
@@ -155,8 +136,8 @@ def test_pidfile_naming_an_unrelated_process_is_left_alone(make_process: Callabl
         pidfile = tmp_path / "run" / "toy.pid.json"
         write_pidfile(pidfile, PidRecord(pid=unrelated.pid, create_time=real - 1000.0))  # same pid, other start
         port_file = tmp_path / "port"
-        process = make_process(argv=toy_argv("--port-file", str(port_file)), health_check=lambda: http_ok(port_file),
-                               adopt=True, stop_grace_s=0.5)
+        process = make_process(argv=toy_argv("--port-file", str(port_file)),
+                               health_check=lambda: toy_http_ok(port_file), adopt=True, stop_grace_s=0.5)
         process.start()
         wait_ready(process)
         assert process.pid != unrelated.pid
@@ -173,9 +154,9 @@ def test_our_healthy_leftover_is_adopted(make_process: Callable[..., SupervisedP
                                          popen_toy: Callable[..., subprocess.Popen[bytes]], tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     leftover = popen_toy("--port-file", str(port_file))
-    wait_until(lambda: http_ok(port_file), message="the leftover to answer")
+    wait_until(lambda: toy_http_ok(port_file), message="the leftover to answer")
     write_pidfile(tmp_path / "run" / "toy.pid.json", PidRecord.of(leftover.pid))
-    process = make_process(argv=toy_argv("--port-file", str(port_file)), health_check=lambda: http_ok(port_file),
+    process = make_process(argv=toy_argv("--port-file", str(port_file)), health_check=lambda: toy_http_ok(port_file),
                            adopt=True)
     process.start()
     state = process.snapshot()
@@ -214,8 +195,8 @@ def test_external_service_is_watched_never_stopped(make_process: Callable[..., S
                                                    tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     server = popen_toy("--port-file", str(port_file))
-    wait_until(lambda: http_ok(port_file), message="the external server to answer")
-    process = make_process(health_check=lambda: http_ok(port_file))
+    wait_until(lambda: toy_http_ok(port_file), message="the external server to answer")
+    process = make_process(health_check=lambda: toy_http_ok(port_file))
     process.start()
     state = process.snapshot()
     assert (state.state, state.pid, state.healthy) == (State.EXTERNAL, None, True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,28 +18,11 @@ from comfystudio_desktop.supervise.restart_policy import RestartPolicy
 from comfystudio_desktop.supervise.service_state import Remedy, ServiceState, State
 from comfystudio_desktop.supervise.supervised_process import SupervisedProcess
 from comfystudio_desktop.supervise.watchdog import Watchdog
+from tests.helpers import toy_argv, toy_http_ok
 
-TOY = Path(__file__).parent / "procs" / "toy_service.py"
 NEW_SESSION = {"start_new_session": True} if os.name == "posix" else {}
 FAST = RestartPolicy(initial_backoff_s=0.1, max_backoff_s=0.4, max_restarts=3, crash_loop_window_s=60.0,
                      hung_after_failures=2)
-
-
-def http_ok(port_file: Path, timeout: float = 0.3) -> bool:
-    """GET /health on the port the toy wrote; True on 200."""
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", int(port_file.read_text()), timeout=timeout)
-        try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status == 200
-        finally:
-            conn.close()
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
-
-
-def toy_argv(*args: str) -> tuple[str, ...]:
-    return (sys.executable, str(TOY), *args)
 
 
 class Recorder:
@@ -129,7 +110,7 @@ def test_a_hung_child_is_killed_and_restarted(make_watchdog: Callable[..., tuple
                                              tmp_path: Path) -> None:
     port_file, hang_file = tmp_path / "port", tmp_path / "hang"
     spec = ProcessSpec(name="server", argv=toy_argv("--port-file", str(port_file), "--hang-file", str(hang_file)),
-                       health_check=lambda: http_ok(port_file), pidfile=tmp_path / "server.pid.json",
+                       health_check=lambda: toy_http_ok(port_file, timeout=0.3), pidfile=tmp_path / "server.pid.json",
                        readiness_timeout_s=10, stop_grace_s=2)
     watchdog, recorder = make_watchdog(spec)
     first = watchdog.wait_for("server", is_state(State.RUNNING), timeout_s=10)
@@ -169,7 +150,8 @@ def test_an_external_service_is_watched_and_never_killed(make_watchdog: Callable
     server = subprocess.Popen(toy_argv("--port-file", str(port_file), "--hang-file", str(hang_file)),
                               stdout=subprocess.DEVNULL, **NEW_SESSION)  # type: ignore[call-overload]
     try:
-        watchdog, recorder = make_watchdog(ProcessSpec(name="comfyui", health_check=lambda: http_ok(port_file)))
+        watchdog, recorder = make_watchdog(
+            ProcessSpec(name="comfyui", health_check=lambda: toy_http_ok(port_file, timeout=0.3)))
         state = watchdog.wait_for("comfyui", lambda s: s.healthy is True, timeout_s=10)
         assert (state.state, state.pid) == (State.EXTERNAL, None)
 
