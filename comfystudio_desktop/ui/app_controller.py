@@ -81,8 +81,9 @@ class AppController(QObject):
         services.watchdog.add_on_change(self.service_changed.emit)  # from the watchdog thread: a queued signal
         services.start()
         await self._wait_for_redis(services)
-        self.client.close()
-        self.client = ComfyClient(services.comfy_url)
+        if services.comfy_url != self.client.base_url:  # a managed ComfyUI listens on a port of its own
+            self.client.close()
+            self.client = ComfyClient(services.comfy_url)
         runtime = await asyncio.to_thread(open_queue, self.home, self.settings,
                                           endpoint_provider=services.redis_endpoint)
         self.runtime = runtime
