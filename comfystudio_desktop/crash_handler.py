@@ -89,7 +89,7 @@ class CrashHandler:
             else:
                 log.critical("Uncaught %s in thread %s", exc_type.__name__, thread_name)
             self._tell_user(exc_type, exc)
-        except Exception:  # the crash handler must never become the crash
+        except Exception:  # noqa: BLE001 - the crash handler must never become the crash
             with contextlib.suppress(Exception):
                 traceback.print_exc()
 

@@ -1,7 +1,7 @@
 """The home folder: one place for config, logs, storage, Redis data and pid files.
 
 Resolution order: `--home DIR`, env `COMFYSTUDIO_HOME`, a `portable` marker beside the frozen executable
-(the folder `data/` next to it), the platform's user data folder.
+(the folder `data/` next to it), the platform's user data folder (on Windows the local, not the roaming, one).
 """
 
 from __future__ import annotations
@@ -13,10 +13,24 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["APP_NAME", "Home", "resolve_home"]
+__all__ = ["APP_NAME", "Home", "HomeError", "check_home_root", "resolve_home"]
 
 APP_NAME = "ComfyStudio"
 HOME_ENV = "COMFYSTUDIO_HOME"
+
+
+class HomeError(Exception):
+    """The home folder cannot be used (it is a file, under a file, read-only, …); the message says which and why."""
+
+
+def check_home_root(root: Path) -> None:
+    """Raise HomeError if `root` exists but is not a folder (checked before anything is read from it)."""
+    try:
+        is_file = root.exists() and not root.is_dir()
+    except (OSError, ValueError) as exc:  # e.g. a NUL byte, a name too long
+        raise HomeError(f"Cannot use {str(root)!r} as the home folder: {_reason(exc)}") from exc
+    if is_file:
+        raise HomeError(f"The home {str(root)!r} is a file, not a folder; choose another with --home.")
 
 
 def resolve_home(cli_home: str | os.PathLike[str] | None = None) -> Path:
@@ -30,7 +44,13 @@ def resolve_home(cli_home: str | os.PathLike[str] | None = None) -> Path:
         exe_dir = Path(sys.executable).resolve().parent
         if (exe_dir / "portable").exists():
             return exe_dir / "data"
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False, roaming=True))
+    # Windows: %LOCALAPPDATA%, not the roaming profile that is copied at every logon (the queue's AOF and the images
+    # belong to this machine); a home an earlier version made in %APPDATA% is kept. Elsewhere both are the same.
+    local = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False, roaming=False))
+    roaming = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False, roaming=True))
+    if roaming != local and roaming.is_dir() and not local.exists():
+        return roaming
+    return local
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +59,12 @@ class Home:
 
     root: Path
     storage_override: Path | None = None
+
+    def __post_init__(self) -> None:
+        if os.name == "nt":
+            # Windows drops trailing spaces and dots from the last name of a path it creates, but not from a folder
+            # name inside a longer path: `C:\x\home \logs` is then not found. Name the home as Windows does.
+            object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
 
     @property
     def config_file(self) -> Path:
@@ -86,12 +112,19 @@ class Home:
         return self.root / "workflows"
 
     def create(self) -> Home:
-        """Create every folder; the ones holding secrets are private to the user."""
-        for folder in (self.root, self.logs, self.inputs, self.outputs, self.redis, self.outbox, self.run,
-                       self.workflows):
-            folder.mkdir(parents=True, exist_ok=True)
-        for private in (self.root, self.redis):
-            _restrict(private)
+        """Create the folders that are missing; raise HomeError when that is impossible.
+
+        Only folders created here are made private (0700 on POSIX): the root when it is new, and `redis/` (config
+        and secret). A folder that already existed keeps its mode: `--home ~` must not change the user's home.
+        """
+        check_home_root(self.root)
+        made_root = _make_folder(self.root, parents=True)
+        if made_root:
+            _restrict(self.root)
+        for folder in (self.logs, self.inputs, self.outputs, self.outbox, self.run, self.workflows):
+            _make_folder(folder, parents=True)
+        if _make_folder(self.redis):
+            _restrict(self.redis)
         return self
 
     def resolve_inside_storage(self, relative: str) -> Path:
@@ -103,7 +136,32 @@ class Home:
         return target
 
 
+def _make_folder(path: Path, *, parents: bool = False) -> bool:
+    """Create `path` if missing; True if this call created it. Any failure is one HomeError naming the folder."""
+    try:
+        if path.is_dir():
+            return False
+        path.mkdir(parents=parents)
+    except FileExistsError:
+        if path.is_dir():
+            return False  # another process made it meanwhile
+        raise HomeError(f"Cannot create the folder {str(path)!r}: a file of that name is in the way.") from None
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"Cannot create the folder {str(path)!r}: {_reason(exc)}") from exc
+    return True
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # "Read-only file system", "Not a directory", … without the path a second time
+    return str(exc)
+
+
 def _restrict(path: Path) -> None:
-    # chmod only narrows POSIX permissions; on Windows the user profile folder is already private.
+    # Only on folders we just created. chmod only narrows POSIX permissions; on Windows the user profile folder is
+    # already private.
     if os.name == "posix":
-        path.chmod(0o700)
+        try:
+            path.chmod(0o700)
+        except OSError as exc:
+            raise HomeError(f"Cannot make the folder {str(path)!r} private: {_reason(exc)}") from exc

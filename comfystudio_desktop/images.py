@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 import zlib
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageInfo",
     "ImageValidationError",
+    "load_image_file",
     "make_thumbnail",
     "validate_image_bytes",
     "validate_image_file",
@@ -80,23 +82,55 @@ class ImageInfo:
 
 def validate_image_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
                         max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Check the file at `path`; return its `ImageInfo` or raise `ImageValidationError`."""
+    """Check the file at `path`; return its `ImageInfo` or raise `ImageValidationError`.
+
+    Only a regular file is read (a folder, FIFO, device or socket is refused without reading it, and a FIFO
+    is opened non-blocking, so nothing here can hang), and never more than `max_bytes` + 1 bytes of it.
+    """
+    return load_image_file(path, max_bytes, max_pixels)[1]
+
+
+def load_image_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, ImageInfo]:
+    """Read and check the file at `path` once: its bytes and `ImageInfo`, or `ImageValidationError`.
+
+    The one check behind the window's image slots and `submit --image`.
+    """
     file = Path(path)
     name = file.name or str(file)
+    data = _read_regular_file(file, name, max_bytes)
+    return data, validate_image_bytes(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def _read_regular_file(file: Path, name: str, max_bytes: int) -> bytes:
     try:
-        stat = file.stat()
+        before = file.stat()  # follows symlinks: a link to an image is fine, the target is what counts
     except FileNotFoundError:
         raise ImageValidationError(f"{name} does not exist") from None
-    except OSError as exc:
-        raise ImageValidationError(f"{name} cannot be read: {exc.strerror or exc}") from exc
-    if file.is_dir():
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ImageValidationError(f"{name} cannot be read: {_reason(exc)}") from exc
+    if stat.S_ISDIR(before.st_mode):
         raise ImageValidationError(f"{name} is a folder, not an image")
-    _check_byte_size(name, stat.st_size, max_bytes)
+    if not stat.S_ISREG(before.st_mode):
+        raise ImageValidationError(f"{name} is not a regular file (a device, pipe or socket)")
+    _check_byte_size(name, before.st_size, max_bytes)
     try:
-        data = file.read_bytes()
+        # O_NONBLOCK: should the path be swapped for a FIFO after the check above, opening it must not hang.
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise ImageValidationError(f"{name} cannot be read: {exc.strerror or exc}") from exc
-    return validate_image_bytes(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+        raise ImageValidationError(f"{name} cannot be read: {_reason(exc)}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ImageValidationError(f"{name} is not a regular file (a device, pipe or socket)")
+        try:
+            data = fh.read(max_bytes + 1)  # a file that grew since stat() is still bounded
+        except OSError as exc:
+            raise ImageValidationError(f"{name} cannot be read: {_reason(exc)}") from exc
+    return data
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
 
 
 def validate_image_bytes(data: bytes, *, name: str = "The image", max_bytes: int = DEFAULT_MAX_BYTES,
@@ -182,7 +216,7 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
         try:
             with plugin(io.BytesIO(data)) as img:
                 return img.size
-        except Exception:  # not this format, or a header too broken to read: try the next
+        except Exception:  # noqa: BLE001 - not this format, or a header too broken to read: try the next
             continue
     return None
 
@@ -194,7 +228,7 @@ def _unidentified_message(data: bytes, name: str) -> str:
     try:
         with Image.open(io.BytesIO(data)) as img:
             other = img.format
-    except Exception:  # any failure here just means "not an image we know"
+    except Exception:  # noqa: BLE001 - any failure here just means "not an image we know"
         other = None
     if other:
         return f"{name} is a {other} image; only {_KINDS} images are accepted"

@@ -18,19 +18,27 @@ def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool
                       stderr_level: int | None = None) -> Path:
     """Attach the app's handlers to the root logger once per process; return the log file path.
 
-    The file gets everything from `level` up; stderr from `stderr_level` (default: the same).
+    The file gets everything from `level` up; stderr from `stderr_level` (default: the same). When the log file
+    cannot be written (read-only home, full disk) this says so once on stderr and logs to stderr only, instead of a
+    "--- Logging error ---" for every line.
     """
-    logs_dir.mkdir(parents=True, exist_ok=True)
     log_file = logs_dir / LOG_FILE_NAME
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, _MARKER, False):
             root.removeHandler(handler)
             handler.close()
-    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024 * 1024, backupCount=5,
-                                                        encoding="utf-8", delay=True)
-    file_handler.setLevel(level)
-    handlers: list[logging.Handler] = [file_handler]
+    handlers: list[logging.Handler] = []
+    problem = _unwritable(log_file)
+    if problem is None:
+        file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024 * 1024, backupCount=5,
+                                                            encoding="utf-8", delay=True)
+        file_handler.setLevel(level)
+        handlers.append(file_handler)
+    elif sys.stderr is not None:
+        print(f"comfystudio-desktop: warning: cannot write the log file {str(log_file)!r} ({problem}); "
+              "logging to the terminal only", file=sys.stderr)
+        stderr, stderr_level = True, level if stderr_level is None else min(level, stderr_level)
     if stderr and sys.stderr is not None:  # a windowed frozen app has no stderr
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(stderr_level if stderr_level is not None else level)
@@ -44,3 +52,14 @@ def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool
     for noisy in ("urllib3", "websocket", "PIL", "asyncio", "qasync"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return log_file
+
+
+def _unwritable(log_file: Path) -> str | None:
+    """Why `log_file` cannot be appended to, or None when it can (the folder is created if missing)."""
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a", encoding="utf-8"):
+            pass
+    except (OSError, ValueError) as exc:
+        return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return None

@@ -8,15 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from comfystudio_desktop.home import Home, resolve_home
+from comfystudio_desktop.home import Home, check_home_root, resolve_home
 from comfystudio_desktop.logging_setup import configure_logging
 from comfystudio_desktop.queue.connection import RedisUnavailable, ResilientRedis
 from comfystudio_desktop.queue.job_queue import JobQueue
 from comfystudio_desktop.queue.outbox import Outbox
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.settings import Settings, load_settings
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
 
-__all__ = ["COMFY_URL_ENV", "Runtime", "load_home_and_settings", "open_queue", "redis_endpoint_provider"]
+__all__ = [
+    "COMFY_URL_ENV",
+    "Runtime",
+    "allow_redis_start",
+    "load_home_and_settings",
+    "open_queue",
+    "redis_endpoint_provider",
+]
 
 log = logging.getLogger(__name__)
 COMFY_URL_ENV = "COMFYSTUDIO_COMFY_URL"
@@ -26,6 +33,7 @@ def load_home_and_settings(home_dir: str | os.PathLike[str] | None = None, *, co
                            log_to_stderr: bool = True, stderr_level: int = logging.INFO) -> tuple[Home, Settings]:
     """Resolve and create the home, configure logging (INFO to the log file), load settings, apply the URL."""
     root = resolve_home(home_dir)
+    check_home_root(root)  # a file named as the home: one clear HomeError, before reading config.json "in" it
     settings = load_settings(root / "config.json")
     home = Home(root, Path(settings.storage_dir) if settings.storage_dir else None).create()
     configure_logging(home.logs, stderr=log_to_stderr, level=logging.INFO, stderr_level=stderr_level)
@@ -59,13 +67,23 @@ def redis_endpoint_provider(home: Home, settings: Settings, *,
     """How to find the queue's Redis on every (re)connect.
 
     External: the configured URL. Embedded: the home's server, started (or restarted after a crash) while
-    `may_start()` says so; otherwise only a running server is used.
+    `may_start()` says so; otherwise only a running server is used. After a deliberate `redis stop` it raises
+    RedisStoppedByUser instead of starting one, and it never recreates a deleted home (RedisServerError).
     """
     if settings.redis_mode == "external":
         url = settings.redis_url
         return lambda: RedisEndpoint(host="", port=0, password=None, embedded=False, url=url)
     server = EmbeddedRedis(home, settings.redis_binary or None)
     return lambda: server.ensure_running() if may_start() else server.endpoint()
+
+
+def allow_redis_start(home: Home, settings: Settings) -> None:
+    """End a deliberate `redis stop`: the embedded server may be started again (the window calls it as it opens).
+
+    Raises RedisServerError when the stop record cannot be removed.
+    """
+    if settings.redis_mode == "embedded":
+        EmbeddedRedis(home, settings.redis_binary or None).clear_user_stop()
 
 
 def open_queue(home: Home, settings: Settings, *, start_redis: bool = True, reconnect_delay_s: float = 2.0,

@@ -74,7 +74,7 @@ def _run_check(name: str, check: Callable[[], str]) -> CheckResult:
         detail = check()
     except SelfTestSkip as exc:
         return CheckResult(name, "SKIPPED", time.perf_counter() - start, str(exc))
-    except Exception as exc:  # a self-test reports every failure and goes on with the next check
+    except Exception as exc:  # noqa: BLE001 - a self-test reports every failure and goes on with the next check
         return CheckResult(name, "FAILED", time.perf_counter() - start, _one_line(exc))
     return CheckResult(name, "ok", time.perf_counter() - start, detail)
 
@@ -101,8 +101,8 @@ class _Context:
 
     def __init__(self, root: Path) -> None:
         from comfystudio_desktop.home import Home
-        from comfystudio_desktop.queue.redis_server import EmbeddedRedis
         from comfystudio_desktop.settings import Settings
+        from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 
         self.home = Home(root).create()
         self.settings = Settings()  # a fresh home: the defaults, embedded Redis, nothing from the user's config
@@ -110,7 +110,7 @@ class _Context:
         self.redis_ready = False
 
     def check_redis(self) -> str:
-        from comfystudio_desktop.queue.redis_server import find_redis_binary
+        from comfystudio_desktop.supervise.redis_server import find_redis_binary
 
         binary = find_redis_binary()
         endpoint = self.server.ensure_running()
@@ -220,6 +220,8 @@ class _Context:
                 _kill_tree(proc)
             proc.wait()
             watch.join()
+            if proc.stdout is not None:  # read to its end by the watch: close it here, not in the collector
+                proc.stdout.close()
         return f"main window ready offscreen {ready:.2f} s after launch, quit in {time.perf_counter() - start:.2f} s"
 
     def stop_redis(self) -> str:
@@ -346,7 +348,7 @@ def run_self_test(*, window_timeout: float = DEFAULT_WINDOW_TIMEOUT_S) -> int:
     root = Path(tempfile.mkdtemp(prefix="comfystudio-self-test-"))
     try:
         context = _Context(root)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a self-test reports a failed setup as a failed check
         record(CheckResult("home", "FAILED", 0.0, _one_line(exc)))
         shutil.rmtree(root, ignore_errors=True)
         code, verdict = _verdict(results, time.perf_counter() - start)

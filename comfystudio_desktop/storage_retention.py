@@ -2,7 +2,7 @@
 
 Inputs are the copies the worker keeps (`storage/inputs/upload_{job_id}_{slot}.png`) and the images dropped or
 pasted into the window (`storage/dropped/`). A file that a queued or running job still needs is never removed,
-however old it is.
+however old it is, and neither is the output of a favourite (`keep_job_ids`: the history's starred jobs).
 """
 
 from __future__ import annotations
@@ -46,14 +46,16 @@ def in_use(active: Iterable[JobRecord]) -> tuple[set[str], set[Path]]:
 
 
 def sweep(home: Home, settings: Settings, *, active_job_ids: Collection[str] = (),
-          active_paths: Collection[Path] = (), now: float | None = None) -> SweepReport:
-    """Delete stored images past their retention; keep whatever an active job needs."""
+          active_paths: Collection[Path] = (), keep_job_ids: Collection[str] = (),
+          now: float | None = None) -> SweepReport:
+    """Delete stored images past their retention; keep whatever an active job needs and favourites' outputs."""
     now = time.time() if now is None else now
     output_cutoff = now - settings.output_retention_days * 86_400
     input_cutoff = now - settings.input_retention_hours * 3_600
     outputs = freed = inputs = 0
+    kept = {*active_job_ids, *keep_job_ids}
     for path in _files(home.outputs):
-        if any(path.stem == j or path.stem.startswith(f"{j}_") for j in active_job_ids):  # {id}.png, {id}_2.png
+        if path.stem in kept or _batch_job_id(path) in kept:
             continue
         size = _remove_if_older(path, output_cutoff)
         if size is not None:
@@ -75,6 +77,12 @@ def _files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+
+
+def _batch_job_id(path: Path) -> str:
+    """`{job_id}_{n}.png` (a batch's later images) -> job id, or "" (ids may hold '_' themselves)."""
+    head, sep, tail = path.stem.rpartition("_")
+    return head if sep and tail.isdigit() and tail.isascii() else ""
 
 
 def _input_job_id(path: Path) -> str:

@@ -3,9 +3,12 @@
     python scripts/fetch-redis-windows.py [--dest resources/bin] [--cache build/redis-download] [--force]
 
 Downloads Redis-x64-5.0.14.1.zip from the tporadowski/redis GitHub releases (once: it is kept in the cache
-folder), refuses it unless its SHA-256 is the one pinned below, then copies redis-server.exe and the DLLs beside
-it into resources/bin/ (git-ignored: the binary is never committed). build.spec bundles what it finds there, and
-from a source checkout the app finds it there too. Runs on any OS (the tests run it on Linux with a local file).
+folder), refuses it unless its SHA-256 is the one pinned below, then copies redis-server.exe, its AOF checker
+redis-check-aof.exe (the repair in Services runs it) and the DLLs beside them into resources/bin/ (git-ignored: the
+binaries are never committed). An archive without a checker gets a copy of redis-server.exe under the checker's
+name: Redis picks its mode from argv[0]. build.spec bundles what it finds there, and from a source checkout the
+app finds it there too. Runs on any OS (the tests run it on Linux with a local file). docs/windows-build.md says
+why this port is the one shipped.
 
 Moving to another release: change REDIS_VERSION, REDIS_URL and REDIS_SHA256 together. Take the checksum from a
 download you have verified (PowerShell `Get-FileHash -Algorithm SHA256 FILE`, or `sha256sum FILE`), or from an
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEST = ROOT / "resources" / "bin"
 DEFAULT_CACHE = ROOT / "build" / "redis-download"
 SERVER_NAME = "redis-server.exe"
+CHECKER_NAME = "redis-check-aof.exe"
 STAMP_NAME = "redis-server.source.json"
 LICENSE_NAME = "REDIS-LICENSE.txt"
 _CHUNK = 1 << 20
@@ -85,7 +89,8 @@ def download(url: str, target: Path, expected_sha256: str, *, timeout: float = 6
 
 
 def extract_server(archive: Path, dest: Path) -> list[Path]:
-    """Copy redis-server.exe, the DLLs in its folder and a licence file (if any) from the zip into `dest`.
+    """Copy redis-server.exe, redis-check-aof.exe, the DLLs in their folder and a licence file (if any) from the zip
+    into `dest`; without a checker in the archive, the server is copied under the checker's name.
 
     Members are written under their base names only, so no path in the archive can escape `dest`.
     """
@@ -100,6 +105,8 @@ def extract_server(archive: Path, dest: Path) -> list[Path]:
             path = PurePosixPath(name)
             if path.parent == folder and path.suffix.lower() == ".dll":
                 wanted[name] = path.name
+            elif path.parent == folder and path.name.lower() == CHECKER_NAME:
+                wanted[name] = CHECKER_NAME
             elif path.parent == folder and path.stem.lower() in ("license", "copying"):
                 wanted[name] = LICENSE_NAME
         dest.mkdir(parents=True, exist_ok=True)
@@ -111,13 +118,18 @@ def extract_server(archive: Path, dest: Path) -> list[Path]:
                 shutil.copyfileobj(src, out, _CHUNK)
             tmp.replace(out_path)
             written.append(out_path)
+    if CHECKER_NAME not in wanted.values():
+        checker = dest / CHECKER_NAME
+        shutil.copyfile(dest / SERVER_NAME, checker.with_name(CHECKER_NAME + ".tmp"))
+        checker.with_name(CHECKER_NAME + ".tmp").replace(checker)
+        written.append(checker)
     return written
 
 
 def is_up_to_date(dest: Path, url: str, sha256: str) -> bool:
     """True if `dest` holds a server extracted from exactly this archive."""
     stamp = dest / STAMP_NAME
-    if not (dest / SERVER_NAME).is_file() or not stamp.is_file():
+    if not (dest / SERVER_NAME).is_file() or not (dest / CHECKER_NAME).is_file() or not stamp.is_file():
         return False
     try:
         data = json.loads(stamp.read_text(encoding="utf-8"))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (first run) and run the whole suite: ruff, mypy, then pytest (offscreen Qt, real redis-server,
+# Set up (first run) and run the whole suite: ruff, mypy, the import layers (lint-imports), then pytest (offscreen Qt, real redis-server,
 # the fake ComfyUI on loopback). Fails when pytest ran no test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,8 @@ echo "== ruff"
 .venv/bin/ruff check . || exit 1
 echo "== mypy"
 .venv/bin/mypy || exit 1
+echo "== import layers"
+.venv/bin/lint-imports --no-logo || exit 1
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
 rc=$?

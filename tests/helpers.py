@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.home import Home
@@ -42,17 +42,36 @@ def toy_http_ok(port_file: Path, path: str = "/health", timeout: float = 0.5) ->
         return False
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
+def unlinked(path: Path) -> bool:
+    """Delete `path`; False while Windows refuses because another reader (the window's thumbnail or viewer read,
+    off the GUI thread) still has it open. Wait on it: `run_until(qtbot, lambda: unlinked(path))`."""
+    try:
+        path.unlink()
+    except PermissionError:
+        return False
+    return True
+
+
+def wait_until(condition: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02,
                message: str = "condition") -> T:
     """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    last: T = condition()
+    last: T | None = condition()
     while not last:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
         last = condition()
     return last
+
+
+def wait_for_record(queue: JobQueue, job_id: str, holds: Callable[[JobRecord], object], timeout: float = 10.0,
+                    message: str = "") -> JobRecord:
+    """Poll the queue's record of `job_id` until `holds(record)` is truthy; return that record."""
+    def ready() -> JobRecord | None:
+        record = queue.status(job_id)
+        return record if record is not None and holds(record) else None
+    return wait_until(ready, timeout, message=message or f"job {job_id}")
 
 
 class Recorder:
@@ -86,7 +105,7 @@ class WorkerHarness:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.consumer.run, args=(self.stop, self.events.append))
 
-    def __enter__(self) -> WorkerHarness:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from comfystudio_desktop.cli_services import Reach, cmd_services, comfy_report, redis_report
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisServerError
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.aof_repair import find_aof
-from comfystudio_desktop.supervise.cli_services import Reach, cmd_services, comfy_report, redis_report
 from comfystudio_desktop.supervise.comfy_launcher import comfy_pidfile
 from comfystudio_desktop.supervise.pidfile import PidRecord, write_pidfile
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisServerError
 from comfystudio_desktop.supervise.restart_policy import RestartPolicy
 from comfystudio_desktop.supervise.service_state import describe_duration
 from comfystudio_desktop.supervise.services import build_services

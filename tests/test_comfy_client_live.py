@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from comfystudio_desktop.comfy.cli_models import cmd_models
+from comfystudio_desktop.backoff import Backoff
+from comfystudio_desktop.cli_models import cmd_models
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.comfy.comfy_errors import ComfyHTTPError, ComfyUnavailable, ComfyValidationError
 from comfystudio_desktop.comfy.comfy_events import ComfyEvent, EventKind
-from comfystudio_desktop.comfy.comfy_stream import Backoff, ComfyEventStream
+from comfystudio_desktop.comfy.comfy_stream import ComfyEventStream
 from comfystudio_desktop.comfy.job_tracker import JobOutcome, JobTracker
 from comfystudio_desktop.comfy.model_catalogue import load_catalogue
 from comfystudio_desktop.comfy.workflow_fill import fill
@@ -32,7 +33,7 @@ from tests.helpers import wait_until
 FAST = Backoff(initial=0.05, factor=2.0, maximum=0.3)
 CHECKPOINT = "sd15/tiny.safetensors"
 MODELS = {"checkpoint": CHECKPOINT, "unet-zimage": "z-image/turbo-fp8.safetensors",
-          "unet-flux": "flux/flux1-dev.safetensors"}
+          "unet-flux": "flux/flux1-dev.safetensors", "unet-sd15": "sd15/tiny-unet.safetensors"}
 LIBRARY = load_library()
 
 
@@ -48,7 +49,8 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("checkpoints/sd15/tiny.safetensors", "unet/z-image/turbo-fp8.safetensors",
                  "diffusion_models/flux/flux1-dev.safetensors", "text_encoders/qwen_3_4b.safetensors",
                  "text_encoders/clip_l.safetensors", "text_encoders/t5xxl_fp8_e4m3fn.safetensors",
-                 "vae/ae.safetensors"):
+                 "vae/ae.safetensors", "unet/sd15/tiny-unet.safetensors",
+                 "vae/vae-ft-mse-840000-ema-pruned.safetensors"):
         _safetensors(root / name)
     _safetensors(root / "checkpoints/broken.safetensors", valid=False)
     return root
@@ -122,7 +124,8 @@ def test_server_info(client: ComfyClient) -> None:
 def test_catalogue_and_templates_fit_the_running_server(client: ComfyClient, models_dir: Path) -> None:
     catalogue = load_catalogue(client, models_dir)
     assert catalogue.comfy_answered
-    assert catalogue.to_dict() == {"UNET": ["flux/flux1-dev.safetensors", "z-image/turbo-fp8.safetensors"],
+    assert catalogue.to_dict() == {"UNET": ["flux/flux1-dev.safetensors", MODELS["unet-sd15"],
+                                            "z-image/turbo-fp8.safetensors"],
                                    "Checkpoints": ["broken.safetensors", CHECKPOINT]}
     object_info = client.object_info()
     for template in LIBRARY.templates.values():
@@ -318,5 +321,6 @@ def test_cli_models_asks_the_running_comfy(fake: FakeComfyProcess, tmp_path: Pat
     code = cmd_models(argparse.Namespace(json=True), Home(tmp_path / "home"), Settings(comfy_url=fake.url))
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
-    assert json.loads(out) == {"UNET": ["flux/flux1-dev.safetensors", "z-image/turbo-fp8.safetensors"],
+    assert json.loads(out) == {"UNET": ["flux/flux1-dev.safetensors", MODELS["unet-sd15"],
+                                        "z-image/turbo-fp8.safetensors"],
                                "Checkpoints": ["broken.safetensors", CHECKPOINT]}

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import WSMsgType, web
 
+from comfystudio_desktop.backoff import Backoff
 from comfystudio_desktop.comfy.comfy_events import ComfyEvent, EventKind
-from comfystudio_desktop.comfy.comfy_stream import Backoff, ComfyEventStream
+from comfystudio_desktop.comfy.comfy_stream import ComfyEventStream
 from comfystudio_desktop.comfy.job_tracker import JobOutcome, JobTracker
 from tests.helpers import wait_until
 from tests.test_comfy_transcripts import ws_events, ws_frames

@@ -1,15 +1,13 @@
 """The recorded ComfyUI 0.3.64 exchanges as test data, and checks that every recorded frame parses.
 
 Other `test_comfy_*` modules import the loaders here (`transcript`, `ws_frames`, `ws_events`, `http_reply`).
-The recordings live in ../shared/comfyui/transcripts beside the repository (override with COMFY_TRANSCRIPTS).
+The recordings are test fixtures in tests/fixtures/comfyui/transcripts; a missing one fails the test that needs it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,17 +19,15 @@ from comfystudio_desktop.comfy.comfy_events import (
     parse_binary_frame,
     parse_text_frame,
 )
+from tests.conftest import COMFY_TRANSCRIPTS
 
-TRANSCRIPTS = Path(os.environ.get("COMFY_TRANSCRIPTS",
-                                  Path(__file__).resolve().parents[2] / "shared" / "comfyui" / "transcripts"))
-ALL = sorted(p.name for p in TRANSCRIPTS.glob("*.json")) if TRANSCRIPTS.is_dir() else []
+TRANSCRIPTS = COMFY_TRANSCRIPTS
+ALL = sorted(p.name for p in TRANSCRIPTS.glob("*.json"))
 
 
 def transcript(name: str) -> dict[str, Any]:
-    """One recording (`header` + `events`); skips the test when the recordings are not available."""
+    """One recording (`header` + `events`); a missing file fails the test (FileNotFoundError)."""
     path = TRANSCRIPTS / name
-    if not path.exists():
-        pytest.skip(f"recorded transcript {path} not available")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
@@ -108,7 +104,7 @@ def test_every_recorded_frame_parses_to_its_kind(name: str) -> None:
 
 
 def test_transcripts_are_present() -> None:
-    if not ALL:
-        pytest.skip("recordings not available")
-    assert {"b_t2i_checkpoint.json", "c_t2i_cached_rerun.json", "f_interrupt.json", "h_errors.json",
-            "l_ws_reconnect_midrun.json"} <= set(ALL)
+    assert ALL == ["a_info_endpoints.json", "b_t2i_checkpoint.json", "c_t2i_cached_rerun.json",
+                   "d_upload_img2img.json", "e_unet_clip_vae_loaders.json", "f_interrupt.json", "g_queue_delete.json",
+                   "h_errors.json", "i_ws_without_client_id.json", "j_history_view_misc.json",
+                   "k_feature_flags_previews.json", "l_ws_reconnect_midrun.json"], TRANSCRIPTS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -12,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -72,7 +73,7 @@ class Client:
     def next(self, timeout: float = 10.0) -> Message:
         self.ws.settimeout(timeout)
         opcode, data = self.ws.recv_data()
-        return data if opcode == websocket.ABNF.OPCODE_BINARY else json.loads(data)
+        return data if opcode == websocket.ABNF.OPCODE_BINARY else cast(dict[str, Any], json.loads(data))
 
     def until(self, done: Callable[[Message], bool], timeout: float = 15.0) -> list[Message]:
         """Every message up to and including the first for which `done` is true."""
@@ -352,7 +353,7 @@ def test_every_catalogue_node_runs(fake: FakeComfyProcess, dirs: dict[str, Path]
     ({"5", "6"}, ["4", "3", "2", "1"]),  # cached nodes are not scheduled; 4 and 2 both feed an output
 ])
 def test_execution_order_follows_comfyui_heuristics(cached: set[str], expected: list[str]) -> None:
-    prompt = {
+    prompt: dict[str, dict[str, Any]] = {
         "3": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "x"}},
         "4": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["6", 0]}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
@@ -583,7 +584,7 @@ def test_view_rules(fake: FakeComfyProcess, dirs: dict[str, Path]) -> None:
 def test_prompt_without_client_id_broadcasts_progress_only(fake: FakeComfyProcess) -> None:
     anon = Client(fake)
     named = Client(fake, "named-watcher")
-    assert len(anon.sid) == 32 and int(anon.sid, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{32}", anon.sid), anon.sid
     pid = submit(fake, t2i(unique(), steps=2))
     for client in (anon, named):
         kinds = {kind(m) for m in client.until_idle()}

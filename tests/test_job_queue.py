@@ -18,7 +18,7 @@ from comfystudio_desktop.queue.job_queue import (
     LeaseState,
     SubmitOutcome,
 )
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 from tests.conftest import make_queue
 from tests.helpers import wait_until
 
@@ -244,8 +244,8 @@ def test_seed_format_jobs_are_taken_in_and_bad_ones_dead_lettered(queue: JobQueu
     record = queue.status("uuid-1234")
     assert record is not None and record.job is not None and record.job.seed == 12345
     dead = queue.dead_letters()
-    assert [d["raw"] for d in dead] == ["{not json", json.dumps({"prompt": ""})]
-    assert "not valid JSON" in dead[0]["error"] and "prompt" in dead[1]["error"]
+    assert [d.raw for d in dead] == ["{not json", json.dumps({"prompt": ""})]
+    assert "not valid JSON" in dead[0].reason and "prompt" in dead[1].reason
     assert client.llen(DEAD_KEY) == 2
     assert queue.pump_intake() == 0  # nothing taken twice
     assert client.zcard(PENDING_KEY) == 2

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from comfystudio_desktop.comfy.cli_models import cmd_models
+from comfystudio_desktop.cli_models import cmd_models
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.comfy.comfy_errors import ComfyUnavailable
 from comfystudio_desktop.comfy.model_catalogue import (

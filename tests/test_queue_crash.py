@@ -10,7 +10,7 @@ from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job, JobStatus
 from comfystudio_desktop.queue.connection import RedisUnavailable
 from comfystudio_desktop.queue.job_queue import LEASES_KEY, PENDING_KEY, JobQueue, Lease, SubmitOutcome
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 from tests.conftest import make_queue
 from tests.helpers import wait_until
 

@@ -14,8 +14,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisServerError, find_redis_binary, parse_version
 from comfystudio_desktop.supervise.pidfile import PidRecord, write_pidfile
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisServerError, find_redis_binary, parse_version
 from tests.conftest import REPO_ROOT
 
 
@@ -63,19 +63,18 @@ def test_secret_is_private_and_never_logged(home: Home, caplog: pytest.LogCaptur
 
 def test_two_processes_on_one_home_share_one_server(redis_server: EmbeddedRedis, home: Home) -> None:
     code = ("import sys; from pathlib import Path; from comfystudio_desktop.home import Home;"
-            "from comfystudio_desktop.queue.redis_server import EmbeddedRedis;"
+            "from comfystudio_desktop.supervise.redis_server import EmbeddedRedis;"
             "e = EmbeddedRedis(Home(Path(sys.argv[1]))).ensure_running(); print(e.port)")
     out = subprocess.run([sys.executable, "-c", code, str(home.root)], capture_output=True, text=True, timeout=60,
                          cwd=REPO_ROOT, check=True)
     assert int(out.stdout.strip()) == redis_server.endpoint().port
-    servers = [p for p in psutil.process_iter(["name", "cwd"])
-               if p.info["cwd"] == str(home.redis) and "server" in (p.info["name"] or "")]
+    servers = [p for p in psutil.process_iter() if redis_server.owns(p)]
     assert len(servers) == 1
 
 
 def test_concurrent_starts_make_one_server(home: Home) -> None:
     code = ("import sys; from pathlib import Path; from comfystudio_desktop.home import Home;"
-            "from comfystudio_desktop.queue.redis_server import EmbeddedRedis;"
+            "from comfystudio_desktop.supervise.redis_server import EmbeddedRedis;"
             "e = EmbeddedRedis(Home(Path(sys.argv[1]))).ensure_running(); print(e.port)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(home.root)], stdout=subprocess.PIPE, text=True,
                               cwd=REPO_ROOT) for _ in range(3)]

@@ -18,7 +18,7 @@ from comfystudio_desktop.supervise.service_state import State
 from comfystudio_desktop.supervise.supervised_process import SupervisedProcess
 from tests.helpers import toy_argv, toy_http_ok, wait_until
 
-NEW_SESSION = {"start_new_session": True} if os.name == "posix" else {}
+NEW_SESSION = os.name == "posix"  # its own session, so a kill of its group reaches no one else
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def popen_toy(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]
 
     def start(*args: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(toy_argv(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                **NEW_SESSION)  # type: ignore[call-overload]
+                                start_new_session=NEW_SESSION)
         started.append(proc)
         return proc
 
@@ -130,7 +130,8 @@ def test_stop_kills_a_child_that_ignores_sigterm_after_the_grace(make_process: C
 
 def test_pidfile_naming_an_unrelated_process_is_left_alone(make_process: Callable[..., SupervisedProcess],
                                                            tmp_path: Path) -> None:
-    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], **NEW_SESSION)
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 start_new_session=NEW_SESSION)
     try:
         real = psutil.Process(unrelated.pid).create_time()
         pidfile = tmp_path / "run" / "toy.pid.json"

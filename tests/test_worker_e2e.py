@@ -19,8 +19,8 @@ from PIL import Image
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job, JobStatus, JobValidationError
 from comfystudio_desktop.queue.job_queue import JobQueue
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis
 from comfystudio_desktop.settings import Settings, save_settings
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 from tests.conftest import REPO_ROOT, make_queue
 from tests.fake_comfyui.process import FakeComfyProcess, free_port
 from tests.helpers import WorkerHarness, wait_until

@@ -6,7 +6,7 @@ import pytest
 
 from comfystudio_desktop.worker.job_inputs import input_copy_name
 from comfystudio_desktop.worker.job_outputs import output_names
-from comfystudio_desktop.worker.run_preparation import comfy_backoff_s, next_prompt_id
+from comfystudio_desktop.worker.run_decisions import COMFY_RETRY, next_prompt_id
 
 
 @pytest.mark.parametrize(("previous", "expected"), [
@@ -21,7 +21,7 @@ def test_next_prompt_id(previous: str, expected: str) -> None:
 
 @pytest.mark.parametrize(("failures", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (50, 30.0)])
 def test_comfy_backoff(failures: int, delay: float) -> None:
-    assert comfy_backoff_s(failures) == delay
+    assert COMFY_RETRY.delay(failures) == delay
 
 
 def test_storage_names() -> None:

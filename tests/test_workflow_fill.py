@@ -197,3 +197,11 @@ def test_unknown_family_uses_checkpoint_size() -> None:
 def test_bad_ratios(bad: str) -> None:
     with pytest.raises(ValueError, match="aspect ratio"):
         image_size(bad, "checkpoint")
+
+
+@pytest.mark.parametrize("value", [["4", 0], {"a": 1}, None, float("nan"), b"bytes"])
+def test_a_non_scalar_value_never_becomes_a_node_link(value: Any) -> None:
+    """Job data fills values only: a list would be read by ComfyUI as a link to another node's output."""
+    template = LIBRARY.get("text_to_image", "checkpoint")
+    with pytest.raises(TemplateError, match="can only take text or a finite number"):
+        fill(template, _job(), {}, seed_used=1, width=512, height=512, overrides={"negative_prompt": value})

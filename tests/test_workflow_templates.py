@@ -41,7 +41,7 @@ def test_shipped_library_has_every_workflow_for_every_family() -> None:
     assert library.errors == ()
     assert library.names() == ("blend", "image_to_image", "text_to_image")
     for name in library.names():
-        assert library.families(name) == ("checkpoint", "unet-flux", "unet-zimage")
+        assert library.families(name) == ("checkpoint", "unet-flux", "unet-sd15", "unet-zimage")
     assert library.image_slots("text_to_image") == ()
     assert library.image_slots("image_to_image") == ("input",)
     assert library.image_slots("blend") == ("source", "target")
@@ -49,7 +49,7 @@ def test_shipped_library_has_every_workflow_for_every_family() -> None:
 
 
 def test_shipped_templates_use_core_nodes_only(shipped: list[WorkflowTemplate]) -> None:
-    assert len(shipped) == 9
+    assert len(shipped) == 12  # 3 workflows x 4 families
     for template in shipped:
         assert template.node_classes() <= CORE_CLASSES, template.source
         assert template.model_group == FAMILIES[template.family]

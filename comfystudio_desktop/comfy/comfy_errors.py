@@ -17,12 +17,19 @@ __all__ = [
     "ComfyUnavailable",
     "ComfyValidationError",
     "NodeError",
+    "decode_node_errors",
+    "encode_node_errors",
     "error_from_reply",
     "parse_node_errors",
 ]
 
 # A value_not_in_list error lists every allowed model name; keep the one-line message readable.
 _MAX_DETAIL_CHARS = 160
+# Where the user changes a loader's file when ComfyUI does not have the one we sent.
+_TEXT_ENCODER_HINT = "pick a text encoder for this model in the prompt panel or `submit --text-encoder`"
+_PICK_HINTS = {"clip_name": _TEXT_ENCODER_HINT, "clip_name2": _TEXT_ENCODER_HINT,
+               "clip_name1": "set `flux_clip_l` in Settings",
+               "vae_name": "pick a VAE for this model in the prompt panel or `submit --vae`"}
 
 
 class ComfyError(Exception):
@@ -73,7 +80,8 @@ class NodeError:
         # ComfyUI often repeats just the input name as details; only add details that say more.
         if self.details and self.details != self.input_name:
             reason += f": {_shorten(_one_line(self.details))}"
-        return f"{where}: {reason}"
+        hint = _PICK_HINTS.get(self.input_name) if self.error_type == "value_not_in_list" else None
+        return f"{where}: {reason}" + (f" ({hint})" if hint else "")
 
 
 class ComfyValidationError(ComfyHTTPError):
@@ -128,6 +136,51 @@ def parse_node_errors(raw: object) -> tuple[NodeError, ...]:
                 received_value=extra.get("received_value"),
             ))
     return tuple(found)
+
+
+def encode_node_errors(errors: tuple[NodeError, ...]) -> str:
+    """The node errors as the JSON text a failed job keeps in Redis (`node_errors`), for any window to read."""
+    return json.dumps([{"node_id": e.node_id, "class_type": e.class_type, "error_type": e.error_type,
+                        "message": e.message, "details": e.details, "input_name": e.input_name,
+                        "received_value": _scalar(e.received_value)} for e in errors], ensure_ascii=False)
+
+
+def decode_node_errors(text: str) -> tuple[NodeError, ...]:
+    """Read `encode_node_errors` text back; () for anything else (older one-line-per-node text, damage).
+
+    The text comes from Redis, so every field's type is checked exactly; one bad entry discards only itself.
+    """
+    try:
+        raw = json.loads(text) if text.startswith("[") else None
+    except ValueError:
+        return ()
+    if not isinstance(raw, list):
+        return ()
+    found: list[NodeError] = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            continue
+        texts = {key: entry.get(key) for key in _TEXT_FIELDS}
+        value = entry.get("received_value")
+        if not all(isinstance(part, str) for part in texts.values()) or not _is_scalar(value):
+            continue
+        found.append(NodeError(node_id=str(texts["node_id"]), class_type=str(texts["class_type"]),
+                               error_type=str(texts["error_type"]), message=str(texts["message"]),
+                               details=str(texts["details"]), input_name=str(texts["input_name"]),
+                               received_value=value))
+    return tuple(found)
+
+
+_TEXT_FIELDS = ("node_id", "class_type", "error_type", "message", "details", "input_name")
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _scalar(value: object) -> str | int | float | bool | None:
+    """ComfyUI echoes what it received; keep it when it is a plain value, its text otherwise."""
+    return value if _is_scalar(value) else _shorten(_one_line(repr(value)))  # type: ignore[return-value]
 
 
 def error_from_reply(method: str, path: str, status: int, body: str) -> ComfyHTTPError:

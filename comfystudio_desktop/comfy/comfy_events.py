@@ -124,7 +124,7 @@ def parse_text_frame(text: str | bytes) -> ComfyEvent:
     return parse_message(message)
 
 
-def parse_message(message: object) -> ComfyEvent:
+def parse_message(message: object) -> ComfyEvent:  # noqa: PLR0911 - one return per message type
     """Turn one decoded `{"type": ..., "data": {...}}` message into an event."""
     if not isinstance(message, dict):
         return ComfyEvent(EventKind.OTHER, error="message is not an object")

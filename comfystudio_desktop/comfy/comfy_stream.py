@@ -14,12 +14,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import websocket
 
+from comfystudio_desktop.backoff import Backoff
 from comfystudio_desktop.comfy.comfy_client import ComfyClient, is_loopback_host
 from comfystudio_desktop.comfy.comfy_errors import ComfyError
 from comfystudio_desktop.comfy.comfy_events import (
@@ -30,26 +30,16 @@ from comfystudio_desktop.comfy.comfy_events import (
     parse_text_frame,
 )
 
-__all__ = ["Backoff", "ComfyEventStream"]
+__all__ = ["LOCAL_BACKOFF", "ComfyEventStream"]
 
 log = logging.getLogger(__name__)
 
 _CLOSED = object()  # queue sentinel: the stream was closed
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Reconnect delays: `initial`, then times `factor` per failed attempt, at most `maximum` seconds."""
-
-    initial: float = 0.5
-    factor: float = 2.0
-    maximum: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt number `attempt` (1-based) after a failure."""
-        if attempt <= 1:
-            return min(self.initial, self.maximum)
-        return min(self.maximum, self.initial * self.factor ** min(attempt - 1, 64))
+#: A ComfyUI on this machine refuses a connection at no cost: try every second, so jobs waiting for it resume
+#: within about a second of it answering again (the stream's RECONNECTED wakes them).
+LOCAL_BACKOFF = Backoff(initial=0.25, factor=2.0, maximum=1.0)
 
 
 class ComfyEventStream:
@@ -96,6 +86,8 @@ class ComfyEventStream:
             return ours[0] if ours else None
 
         kwargs.setdefault("running_prompt", running_prompt)
+        if is_loopback_host(urlparse(client.base_url).hostname or ""):
+            kwargs.setdefault("backoff", LOCAL_BACKOFF)
         return cls(client.ws_url(), **kwargs)
 
     # ---- consumer side ----------------------------------------------------------------------------------------
@@ -167,7 +159,7 @@ class ComfyEventStream:
         while not self._stop.is_set():
             try:
                 ws = self._open()
-            except Exception as exc:  # the reader must outlive any connect failure (bad URL, TLS, ...)
+            except Exception as exc:  # noqa: BLE001 - the reader must outlive any connect failure (bad URL, TLS, ...)
                 failures += 1
                 reason = _reason(exc)
                 if outage is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.comfy.comfy_errors import ComfyError
+from comfystudio_desktop.comfy.unet_parts import PART_LOADERS, PartLists
 
 __all__ = [
     "GROUP_CHECKPOINTS",
@@ -26,6 +27,7 @@ __all__ = [
     "Catalogue",
     "fetch_from_comfy",
     "load_catalogue",
+    "load_part_lists",
     "merge_groups",
     "normalise_model_name",
     "scan_models_dir",
@@ -108,6 +110,18 @@ def fetch_from_comfy(client: ComfyClient) -> dict[str, list[str]]:
     for group, node_class, input_name in _LOADER_INPUTS:
         found[group].extend(_combo_values(client.object_info(node_class), node_class, input_name))
     return found
+
+
+def load_part_lists(client: ComfyClient) -> PartLists:
+    """The text encoders and VAEs ComfyUI's loaders accept; empty lists if ComfyUI does not answer."""
+    info: dict[str, Any] = {}
+    try:
+        for node_class in PART_LOADERS:
+            info.update(client.object_info(node_class))
+    except ComfyError as exc:
+        log.info("Text encoder and VAE lists from ComfyUI unavailable (%s)", exc)
+        return PartLists()
+    return PartLists.from_object_info(info)
 
 
 def scan_models_dir(models_dir: str | os.PathLike[str]) -> dict[str, list[str]]:

@@ -1,6 +1,6 @@
 """Image sizes per aspect ratio and model family (pure, table-tested).
 
-SD1.5-style checkpoints are trained near 512x512 (~0.26 MP); the UNET families (Z-Image, Flux) near
+SD1.5-style checkpoints and UNETs are trained near 512x512 (~0.26 MP); the UNET families (Z-Image, Flux) near
 1024x1024 (~1 MP). Sides are multiples of 16, which every latent format here accepts.
 """
 
@@ -19,6 +19,7 @@ FAMILY_PIXELS: dict[str, int] = {
     "checkpoint": 512 * 512,
     "unet-zimage": 1024 * 1024,
     "unet-flux": 1024 * 1024,
+    "unet-sd15": 512 * 512,
 }
 _RATIO_RE = re.compile(r"^\s*(\d{1,3})\s*:\s*(\d{1,3})\s*$")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -82,9 +83,21 @@ def fill(template: WorkflowTemplate, job: Job, uploaded_names: Mapping[str, str]
                          overrides=overrides)
     graph: dict[str, Any] = copy.deepcopy(dict(template.prompt))
     for slot, value in values.items():
+        _check_scalar(template, slot, value)
         for target in template.slots[slot]:
             graph[target.node]["inputs"][target.input] = value
     for node in graph.values():
         if node["class_type"] == _SAVE_CLASS:
             node["inputs"]["filename_prefix"] = output_prefix(job.job_id)
     return graph
+
+
+def _check_scalar(template: WorkflowTemplate, slot: str, value: object) -> None:
+    """Only plain values fill a slot: in an API graph a list is a link to another node's output, so a list (or
+    object) from job data would change the graph's structure instead of filling a value."""
+    if isinstance(value, bool | str | int):
+        return
+    if isinstance(value, float) and math.isfinite(value):
+        return
+    raise TemplateError(template.label, f"slot {slot!r} can only take text or a finite number, "
+                                        f"not {type(value).__name__}")

@@ -1,7 +1,7 @@
 """Workflow templates: ComfyUI API-format graphs plus a declaration of which input takes which job value.
 
 A template file holds `name` (the user-facing workflow: text_to_image, image_to_image, blend, ...),
-`family` (checkpoint, unet-zimage, unet-flux), `model_group`, `image_slots`, `defaults`, `slots`
+`family` (checkpoint, unet-zimage, unet-flux, unet-sd15), `model_group`, `image_slots`, `defaults`, `slots`
 (`slot -> [node_id, input]` or a list of such pairs) and `prompt` (the graph). The shipped templates
 live in the repository's `workflows/`; a user's in the home's `workflows/` replace or add to them.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from comfystudio_desktop.comfy.unet_parts import FAMILY_SPECS
 from comfystudio_desktop.jobs import IMAGE_SLOTS
 
 __all__ = [
@@ -39,7 +40,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Model family -> the catalogue group its model comes from.
-FAMILIES: Mapping[str, str] = {"checkpoint": "Checkpoints", "unet-zimage": "UNET", "unet-flux": "UNET"}
+FAMILIES: Mapping[str, str] = {"checkpoint": "Checkpoints", "unet-zimage": "UNET", "unet-flux": "UNET",
+                               "unet-sd15": "UNET"}
 #: Slots filled from the job (the rest take `defaults`, or the caller's overrides).
 JOB_SLOTS = frozenset({"prompt", "negative_prompt", "seed", "width", "height", "batch_size", "steps", "cfg",
                        "denoise", "model", *IMAGE_SLOTS})
@@ -151,8 +153,9 @@ def check_node_classes(template: WorkflowTemplate, object_info: Mapping[str, Any
 def family_for_model(model_name: str, group: str, unet_family: str = "auto") -> str:
     """The template family for a model: checkpoints -> `checkpoint`; UNET -> `unet_family`, or by name.
 
-    With `unet_family="auto"` a UNET model whose name (folder included) mentions "flux" is Flux, anything
-    else Z-Image.
+    With `unet_family="auto"` the model's name (folder included) must say the family ("flux", "z-image",
+    "sd15", ...); a UNET whose name does not is a `ValueError` asking for the choice. The worker decides
+    from what ComfyUI has installed as well (`unet_parts.resolve_unet_parts`).
     """
     if group == "Checkpoints":
         return "checkpoint"
@@ -164,7 +167,11 @@ def family_for_model(model_name: str, group: str, unet_family: str = "auto") -> 
             raise ValueError(f"unknown UNET family {unet_family!r}")
         return family
     # The folder counts too: people keep Flux files in a `flux/` folder under their own names.
-    return "unet-flux" if "flux" in model_name.lower() else "unet-zimage"
+    for spec in FAMILY_SPECS:
+        if spec.name_pattern.search(model_name):
+            return spec.family
+    raise ValueError(f"cannot tell the family of UNET model {model_name!r} from its name "
+                     f"({', '.join(spec.label for spec in FAMILY_SPECS)}); pick its text encoder")
 
 
 @dataclass(frozen=True, slots=True)

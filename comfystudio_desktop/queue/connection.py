@@ -18,9 +18,15 @@ from typing import TypeVar
 
 import redis
 
-from comfystudio_desktop.queue.redis_server import RedisEndpoint
+from comfystudio_desktop.queue.redis_endpoint import RedisEndpoint, RedisHomeGone, RedisStoppedByUser
 
-__all__ = ["RECOVERABLE_ERRORS", "RedisUnavailable", "ResilientRedis"]
+__all__ = [
+    "RECOVERABLE_ERRORS",
+    "RedisHomeGoneUnavailable",
+    "RedisStoppedUnavailable",
+    "RedisUnavailable",
+    "ResilientRedis",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +42,18 @@ RECOVERABLE_ERRORS: tuple[type[Exception], ...] = (
 
 class RedisUnavailable(RuntimeError):
     """Redis could not be reached after the reconnect attempts."""
+
+
+class RedisStoppedUnavailable(RedisUnavailable):
+    """Redis is down because the user stopped it (`redis stop`); it is not restarted until `redis start`."""
+
+
+class RedisHomeGoneUnavailable(RedisUnavailable):
+    """The home folder was deleted under this process: its Redis data is gone and is never made anew here."""
+
+
+# Where nothing listens: the clients of a connection opened while the server is stopped on purpose.
+_NOWHERE = RedisEndpoint(host="127.0.0.1", port=0, password=None, embedded=True)
 
 
 class ResilientRedis:
@@ -58,10 +76,17 @@ class ResilientRedis:
         self.max_block_s = max_block_s
         self._lock = threading.RLock()
         self._closed = threading.Event()
-        self.endpoint = endpoint_provider()
+        self._user_stop: RedisStoppedByUser | None = None  # set while the server is stopped on purpose
+        self._home_gone: RedisHomeGone | None = None  # set once the home was deleted under us
+        try:
+            self.endpoint = endpoint_provider()
+        except RedisStoppedByUser as exc:
+            # Open anyway: a submit still goes to the outbox, and a worker waits for `redis start`.
+            self._note_user_stop(exc)
+            self.endpoint = _NOWHERE
         self._client = self.endpoint.client()
         self._blocking = self.endpoint.client(socket_timeout=max_block_s + 5.0)
-        self.connected = True
+        self.connected = self._user_stop is None
 
     @property
     def client(self) -> redis.Redis:
@@ -80,7 +105,7 @@ class ResilientRedis:
             self._client.close()
             self._blocking.close()
 
-    def _ensure_connected(self) -> bool:
+    def _ensure_connected(self) -> bool:  # noqa: PLR0911 - the seed's recovery loop: each way out says why
         """PING; on failure rebuild the clients up to `attempts` times, `delay_s` apart."""
         with self._lock:
             try:
@@ -96,13 +121,34 @@ class ResilientRedis:
                 try:
                     self._reconnect()
                     self.connected = True
+                    self._user_stop = self._home_gone = None
                     log.info("Connected to Redis successfully")
                     return True
+                except RedisStoppedByUser as exc:
+                    self._note_user_stop(exc)
+                    return False  # no point in retrying: only `redis start` ends it
+                except RedisHomeGone as exc:
+                    if self._home_gone is None:
+                        log.error("%s", exc)
+                    self._home_gone, self._user_stop = exc, None  # a stop recorded in a home now gone no longer holds
+                    return False
                 except (*RECOVERABLE_ERRORS, RuntimeError) as exc:  # type: ignore[misc]
                     log.warning("Reconnect attempt %d/%d failed: %s", attempt, self.attempts, exc)
                 if attempt < self.attempts and self._closed.wait(self.delay_s):
                     return False
             return False
+
+    def _note_user_stop(self, exc: RedisStoppedByUser) -> None:
+        if self._user_stop is None:
+            log.info("Redis stopped by the user; waiting for `comfystudio-desktop redis start`")
+        self._user_stop = exc
+
+    def _unavailable(self, exc: BaseException) -> RedisUnavailable:
+        if self._home_gone is not None:  # first: nothing, not even `redis start`, brings a deleted home back
+            return RedisHomeGoneUnavailable(str(self._home_gone))
+        if self._user_stop is not None:
+            return RedisStoppedUnavailable(str(self._user_stop))
+        return RedisUnavailable(f"Redis is unreachable: {exc}")
 
     def _reconnect(self) -> None:
         endpoint = self._provider()
@@ -127,7 +173,7 @@ class ResilientRedis:
                 log.warning("Redis connection lost: %s", exc)
                 self.connected = False
             if not reconnect or not self._ensure_connected():
-                raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+                raise self._unavailable(exc) from exc
         else:
             if not self.connected:  # the server came back and redis-py's pool reconnected on its own
                 self.connected = True
@@ -137,7 +183,7 @@ class ResilientRedis:
             return operation(self._blocking if blocking else self._client)
         except RECOVERABLE_ERRORS as exc:
             self.connected = False
-            raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
     def wait_until_connected(self, timeout: float) -> bool:
         """Keep trying to reconnect until `timeout` passes (used by long-running loops after an outage)."""
@@ -147,4 +193,6 @@ class ResilientRedis:
                 return True
             if time.monotonic() >= deadline:
                 return False
+            if self._user_stop is not None or self._home_gone is not None:  # returned at once: pace the next look
+                self._closed.wait(min(self.delay_s, max(0.0, deadline - time.monotonic())))
         return False

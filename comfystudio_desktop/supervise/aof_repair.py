@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisServerError
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisServerError
 
 __all__ = [
     "AOF_DIR_NAME",
@@ -65,8 +65,9 @@ _DAMAGE_PATTERNS = tuple(re.compile(p) for p in (
     r"|Found a non-monotonic sequence number",
     r"The append log file \S+ doesn't exist",
 ))
-# Advice aimed at someone at a shell; the app offers its own repair instead.
-_ADVICE_RE = re.compile(r"(?::\s*make a backup|\.\s*You can:).*$")
+# Advice aimed at someone at a shell; the app offers its own repair instead. ("...: make a backup" up to Redis 7 and
+# Valkey, "... at offset N.   make a backup" in Redis 8, ". You can: 1) ..." for a truncated file.)
+_ADVICE_RE = re.compile(r"(?:[:.]\s*make a backup|\.\s*You can:).*$", re.IGNORECASE)
 # The first line each run prints ("oO0OoO0OoO0Oo Valkey is starting oO0OoO0OoO0Oo"), or the supervisor's mark.
 _RUN_START_MARKS = ("oO0OoO0OoO0Oo", "[supervisor] starting: ")
 
@@ -187,21 +188,25 @@ class AofTool:
 
     def check_aof(self, path: Path, *, fix: bool) -> _ToolRun:
         """`check-aof [--fix] path` (a single AOF file or a manifest); answers the --fix question with yes."""
-        return self._run("aof", [*(["--fix"] if fix else []), str(path)], answer=b"y\n" if fix else b"")
+        return self._run("aof", path, ["--fix"] if fix else [], answer=b"y\n" if fix else b"")
 
     def check_rdb(self, path: Path) -> _ToolRun:
         """`check-rdb path` (an RDB base: the checker cannot fix those)."""
-        return self._run("rdb", [str(path)], answer=b"")
+        return self._run("rdb", path, [], answer=b"")
 
-    def _run(self, mode: Literal["aof", "rdb"], args: list[str], *, answer: bytes) -> _ToolRun:
+    def _run(self, mode: Literal["aof", "rdb"], path: Path, options: list[str], *, answer: bytes) -> _ToolRun:
         prefix, executable = self.command(mode)
+        # The file by its own name, from its folder: the Windows checkers read an ANSI command line, on which a home
+        # under `C:\Users\Jérôme Müller` would arrive mangled. "./" because a checker finds a manifest's parts in the
+        # manifest's folder, which for a bare name some builds take to be "/".
+        args = [*options, f"./{path.name}"]
         try:
             done = subprocess.run([*prefix, *args], executable=executable, input=answer, capture_output=True,
-                                  timeout=_TOOL_TIMEOUT_S, check=False, **_NO_WINDOW)
+                                  cwd=path.parent, timeout=_TOOL_TIMEOUT_S, check=False, **_NO_WINDOW)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return _ToolRun(False, f"{prefix[0]} could not run: {exc}")
         output = (done.stdout + done.stderr).decode("utf-8", errors="replace").strip()
-        log.debug("%s %s -> %d:\n%s", prefix[0], " ".join(args), done.returncode, output)
+        log.debug("%s %s in %r -> %d:\n%s", prefix[0], " ".join(args), str(path.parent), done.returncode, output)
         return _ToolRun(done.returncode == 0, output)
 
 
@@ -245,16 +250,17 @@ def _repair_stopped(server: EmbeddedRedis) -> AofRepairReport:
     backup = backup_aof(layout, server.dir / BACKUPS_DIR_NAME)
     if layout.manifest_error:
         return _report(False, f"Its manifest is damaged ({layout.manifest_error}); it cannot be repaired "
-                              "automatically.", backup, layout, {}, "")
+                              "automatically.", backup=backup, layout=layout, before={}, output="")
     before = _sizes(layout)
     fixed = _check(layout, tool, fix=True)
     verified = _check(layout, tool, fix=False) if fixed.ok else fixed
     output = fixed.output if fixed is verified else f"{fixed.output}\n--- check after the repair ---\n{verified.output}"
     if not verified.ok:
         log.error("Repair of the append-only file %s failed:\n%s", layout.root, output)
-        return _report(False, _failure_reason(verified.output), backup, layout, before, output)
+        return _report(False, _failure_reason(verified.output), backup=backup, layout=layout, before=before,
+                       output=output)
     log.info("Repaired the append-only file %s:\n%s", layout.root, output)
-    return _report(True, "", backup, layout, before, output)
+    return _report(True, "", backup=backup, layout=layout, before=before, output=output)
 
 
 def _check(layout: AofLayout, tool: AofTool, *, fix: bool) -> _ToolRun:
@@ -311,7 +317,7 @@ def _failure_reason(output: str) -> str:
     return "The checker could not repair it" + (f": {lines[-1]}" if lines else ".")
 
 
-def _report(ok: bool, reason: str, backup: Path, layout: AofLayout, before: dict[str, int],
+def _report(ok: bool, reason: str, *, backup: Path, layout: AofLayout, before: dict[str, int],
             output: str) -> AofRepairReport:
     after = _sizes(layout)
     dropped = tuple((name, size - after[name]) for name, size in before.items()

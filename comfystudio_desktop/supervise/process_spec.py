@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from comfystudio_desktop.supervise.pidfile import Identity
 from comfystudio_desktop.supervise.service_state import Remedy
 
 __all__ = ["ExitDiagnosis", "ExitDiagnostic", "HealthCheck", "PrepareHook", "ProcessSpec", "StartLock", "StopHook"]
@@ -65,6 +66,9 @@ class ProcessSpec:
     start_lock: StartLock | None = None
     #: After an exit: recognise failures a restart cannot fix (e.g. a damaged data file) to go FATAL at once.
     diagnose_exit: ExitDiagnostic | None = None
+    #: Proves that a process a pid file names is this service before it is adopted or signalled; None means
+    #: "started as `argv` (in `cwd`)" (`pidfile.started_as`).
+    identity: Identity | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):

@@ -9,9 +9,6 @@ A restarted server keeps its port, so clients reconnect to it where they left it
 from __future__ import annotations
 
 import logging
-import re
-import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,15 +18,18 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from comfystudio_desktop.queue.redis_server import (
+from comfystudio_desktop.supervise.aof_repair import find_aof_damage
+from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
+from comfystudio_desktop.supervise.redis_program import config_argument, server_version
+from comfystudio_desktop.supervise.redis_server import (
     MIN_REDIS_VERSION,
+    USER_STOP_MESSAGE,
     EmbeddedRedis,
     RedisEndpoint,
     RedisServerError,
+    RedisStoppedByUser,
     parse_version,
 )
-from comfystudio_desktop.supervise.aof_repair import find_aof_damage
-from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
 from comfystudio_desktop.supervise.service_state import Remedy
 from comfystudio_desktop.supervise.supervised_process import SupervisedProcess
 
@@ -38,23 +38,6 @@ __all__ = ["REDIS_SERVICE", "RedisService", "diagnose_redis_exit", "server_versi
 log = logging.getLogger(__name__)
 
 REDIS_SERVICE = "redis-server"
-_VERSION_RE = re.compile(r"\bv=(\d+(?:\.\d+)*)")
-_NO_WINDOW: dict[str, Any] = {}
-if sys.platform == "win32":  # no console window flashing up for `--version`
-    _NO_WINDOW = {"creationflags": subprocess.CREATE_NO_WINDOW}
-
-
-def server_version(binary: Path) -> str:
-    """The version `binary --version` reports ("Valkey server v=9.1.2 …" → "9.1.2"); "" when it does not say."""
-    try:
-        done = subprocess.run([str(binary), "--version"], capture_output=True, timeout=15, check=False,
-                              stdin=subprocess.DEVNULL, **_NO_WINDOW)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RedisServerError(f"Cannot run {binary}: {exc}") from exc
-    match = _VERSION_RE.search(done.stdout.decode("utf-8", errors="replace"))
-    return match.group(1) if match else ""
-
-
 def diagnose_redis_exit(lines: Sequence[str]) -> ExitDiagnosis | None:
     """A damaged AOF stops redis-server for good: FATAL with a repair offer instead of a restart loop."""
     detail = find_aof_damage(lines)
@@ -88,12 +71,13 @@ class RedisService:
         self._lock = threading.Lock()
         self._port: int | None = server.configured_port()
         self.spec = ProcessSpec(
-            name=REDIS_SERVICE, argv=(str(binary), str(server.config_file.absolute())), cwd=server.dir,
+            name=REDIS_SERVICE, argv=(str(binary), config_argument(server.config_file, binary)), cwd=server.dir,
             health_check=self._ping, readiness_timeout_s=readiness_timeout_s, stop_grace_s=stop_grace_s,
             pidfile=server.pidfile, pid_extra={"version": version}, stop_hook=self._shutdown,
             # The server writes its log itself and may be adopted by a later run (it outlives a crashed app).
             output_to_file=True, adopt=True,
-            prepare=self._prepare, start_lock=server.start_lock, diagnose_exit=diagnose_redis_exit)
+            prepare=self._prepare, start_lock=server.start_lock, diagnose_exit=diagnose_redis_exit,
+            identity=server.owns)
         self.process = SupervisedProcess(self.spec, server.home.logs)
 
     @property
@@ -111,8 +95,9 @@ class RedisService:
         """The port of the running (or adopted) server, else of its last start; None before any."""
         record = self.process.record
         with self._lock:
-            if record is not None and "port" in record.extra:
-                self._port = int(record.extra["port"])
+            port = record.extra.get("port") if record is not None else None
+            if type(port) is int and 0 < port < 65536:  # the pid file is outside data
+                self._port = port
             return self._port
 
     def endpoint(self) -> RedisEndpoint:
@@ -130,6 +115,8 @@ class RedisService:
 
     def _prepare(self) -> dict[str, Any]:
         """Before each spawn: keep the last port if it is free, write the config; the port goes to the pid file."""
+        if self.server.stopped_by_user():  # `redis stop` was deliberate: wait for `redis start`, do not undo it
+            raise RedisStoppedByUser(USER_STOP_MESSAGE)
         with self._lock:
             preferred = self._port or 0
         port = self.server.prepare_config(preferred)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from comfystudio_desktop.backoff import Backoff
+
 __all__ = [
     "RestartDecision",
     "RestartHistory",
@@ -18,10 +20,6 @@ __all__ = [
     "is_hung",
     "readiness_expired",
 ]
-
-# 2**64 seconds is already far beyond any cap; stops float overflow for absurd step counts.
-_MAX_STEP = 64
-
 
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
@@ -72,7 +70,7 @@ class RestartDecision:
 
 def backoff_s(policy: RestartPolicy, step: int) -> float:
     """Delay before restart number `step` (0-based) of a streak: initial * 2**step, capped."""
-    return min(policy.max_backoff_s, policy.initial_backoff_s * 2.0 ** min(max(step, 0), _MAX_STEP))
+    return Backoff(policy.initial_backoff_s, 2.0, policy.max_backoff_s).delay(step + 1)
 
 
 def decide_restart(policy: RestartPolicy, history: RestartHistory, *, now: float,

@@ -28,11 +28,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.aof_repair import AofRepairReport, repair_aof
 from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_process_spec, pick_free_port
 from comfystudio_desktop.supervise.process_spec import HealthCheck, ProcessSpec
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.supervise.redis_service import REDIS_SERVICE, RedisService
 from comfystudio_desktop.supervise.restart_policy import RestartPolicy
 from comfystudio_desktop.supervise.service_state import ServiceState, State

@@ -20,7 +20,14 @@ from typing import Any, Literal
 import psutil
 
 from comfystudio_desktop.supervise.child_env import child_environment
-from comfystudio_desktop.supervise.pidfile import PidRecord, is_ours, read_pidfile, remove_pidfile, write_pidfile
+from comfystudio_desktop.supervise.pidfile import (
+    PidRecord,
+    is_ours,
+    read_pidfile,
+    remove_pidfile,
+    started_as,
+    write_pidfile,
+)
 from comfystudio_desktop.supervise.process_log import ProcessLog
 from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
 from comfystudio_desktop.supervise.service_state import Remedy, ServiceState, State
@@ -51,6 +58,7 @@ class SupervisedProcess:
         self.spec = spec
         self.log = ProcessLog(logs_dir / f"{spec.name}.log", child_writes=spec.output_to_file)
         self._clock = clock
+        self._identity = spec.identity or (started_as(spec.argv, spec.cwd) if spec.argv else None)
         self._lock = threading.Lock()  # guards the fields read by snapshot()
         self._popen: subprocess.Popen[bytes] | None = None
         self._proc: psutil.Process | None = None  # the process we signal, spawned or adopted
@@ -166,7 +174,7 @@ class SupervisedProcess:
         else:
             try:
                 ok = bool(check())
-            except Exception as exc:  # a health check is foreign code; its failure is just "unhealthy"
+            except Exception as exc:  # noqa: BLE001 - a health check is foreign code; its failure is just "unhealthy"
                 log.debug("Health check of %s raised: %s", self.name, exc)
                 ok = False
         if ok != self._healthy and self._healthy is not None and self._state in (State.RUNNING, State.EXTERNAL):
@@ -273,8 +281,16 @@ class SupervisedProcess:
         if record is not None and spec.pidfile is not None:
             try:
                 write_pidfile(spec.pidfile, record)
-            except OSError as exc:  # the child runs regardless; only a later adoption is lost
-                log.warning("Cannot write pid file of %s: %s", spec.name, exc)
+            except OSError as exc:
+                # Unrecorded, it would be invisible to the other programs that share the start lock, which would
+                # start a second one (two redis-servers on one AOF): stop it and report a failed start.
+                popen.kill()
+                popen.wait(_KILL_WAIT_S)
+                if popen.stdout is not None:
+                    popen.stdout.close()
+                self.log.note(f"cannot write the pid file: {exc}")
+                self._set(State.STOPPED, f"cannot write the pid file: {exc}")
+                raise OSError(f"cannot write the pid file of {spec.name}: {exc}") from exc
         pump = self.log.pump(popen.stdout, f"{spec.name}-output") if popen.stdout is not None else None
         with self._lock:
             self._popen, self._proc, self._record, self._pump = popen, proc, record, pump
@@ -291,9 +307,10 @@ class SupervisedProcess:
         record = read_pidfile(path) if path is not None else None
         if path is None or record is None:
             return False
-        if not is_ours(record):
+        if not is_ours(record, self._identity):
             # Gone, or the pid now belongs to an unrelated process: never signal it; the file is stale.
-            log.info("Pid file of %s names pid %d, which is no longer ours; replacing it", self.name, record.pid)
+            log.info("Pid file of %s names pid %d, which is not ours (gone, or another program); replacing it",
+                     self.name, record.pid)
             remove_pidfile(path, record)
             return False
         try:
@@ -325,7 +342,7 @@ class SupervisedProcess:
         if self.spec.stop_hook is not None:
             try:
                 self.spec.stop_hook()
-            except Exception as exc:  # foreign code; a failed graceful stop falls through to signals
+            except Exception as exc:  # noqa: BLE001 - foreign code; a failed graceful stop falls through to signals
                 log.warning("Stop hook of %s failed: %s", self.name, exc)
             else:
                 if (done := self._wait_exit(grace))[0]:
@@ -353,7 +370,7 @@ class SupervisedProcess:
             else:
                 popen.kill()
             return
-        if proc is None or record is None or not is_ours(record):
+        if proc is None or record is None or not is_ours(record, self._identity):
             return  # exited (maybe a zombie awaiting our wait) or the pid was reused: nothing of ours to signal
         try:
             if how == "terminate":

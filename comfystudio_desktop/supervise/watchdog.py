@@ -23,7 +23,7 @@ from comfystudio_desktop.supervise.restart_policy import (
 from comfystudio_desktop.supervise.service_state import ServiceState, State
 from comfystudio_desktop.supervise.supervised_process import SupervisedProcess
 
-__all__ = ["ChangeCallback", "RestartedHook", "Watchdog"]
+__all__ = ["ChangeCallback", "RestartedHook", "Watchdog", "crash_loop_message"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ _PERMANENT_START_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryErro
 # While a service starts, look for its first passing health check this often (a refused connection is cheap), so
 # RUNNING and the on_restarted hooks follow readiness closely rather than up to a whole interval later.
 _STARTING_POLL_S = 0.2
+
+
+def crash_loop_message(policy: RestartPolicy, reason: str) -> str:
+    """What a service that gave up after a crash loop says (the Services dock and the tray show it)."""
+    return (f"crash loop: failed again after {policy.max_restarts} restarts within {policy.crash_loop_window_s:g}s; "
+            f"last: {reason}")
 
 
 @dataclass(eq=False)
@@ -49,6 +55,8 @@ class _Service:
     announce_ready: bool = False  # call the on_restarted hooks after releasing the lock
     next_step_at: float = 0.0  # monotonic (the watchdog's clock): when to look at this service again
     last_key: tuple[object, ...] | None = None
+    #: The running process was adopted (another program started it), not spawned by this watchdog.
+    adopted: bool = False
 
 
 class Watchdog:
@@ -93,17 +101,29 @@ class Watchdog:
         self._thread.start()
 
     def stop(self, stop_children: bool = True) -> None:
-        """Stop the thread promptly (after the step under way), then stop the services in reverse order."""
+        """Stop the thread promptly (after the step under way), then stop the services in reverse order.
+
+        With `stop_children`, only the processes this watchdog spawned are stopped: one it adopted was started by
+        another program (e.g. a redis-server a CLI command started for a headless worker) and keeps running.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         for service in reversed(self._services.values()):
             with service.lock:
-                if stop_children:
-                    service.process.stop("app is shutting down")
-                service.process.close()
+                process = service.process
+                if stop_children and service.adopted and process.pid is not None:
+                    log.info("Leaving %s (pid %s) running: it was adopted, not started by this app", process.name,
+                             process.pid)
+                elif stop_children:
+                    process.stop("app is shutting down")
+                process.close()
             self._publish(service)
+
+    def adopted(self, name: str) -> bool:
+        """True when the service's current process was adopted rather than started by this watchdog."""
+        return self._service(name).adopted
 
     def restart(self, name: str) -> ServiceState:
         """Stop and start a service now, clearing FATAL and the crash history. Blocks up to the stop grace."""
@@ -221,6 +241,7 @@ class Watchdog:
 
     def _launch(self, service: _Service) -> None:
         process = service.process
+        service.adopted = False
         try:
             process.start()
         except _PERMANENT_START_ERRORS as exc:
@@ -232,7 +253,9 @@ class Watchdog:
             self._schedule_restart(service, f"cannot start: {exc}")
             return
         service.health_failures = 0
-        if process.state is State.RUNNING:  # adopted a healthy leftover
+        # Spawning leaves it STARTING; only adopting a healthy leftover makes it RUNNING at once.
+        service.adopted = process.state is State.RUNNING
+        if service.adopted:
             self._ready(service)
 
     def _check_ready(self, service: _Service, now: float) -> None:
@@ -265,9 +288,7 @@ class Watchdog:
                                   healthy_for_s=process.healthy_for_s(now))
         service.history, service.restarted = decision.history, True
         if decision.verdict is Verdict.FATAL:
-            policy = service.policy
-            message = (f"crash loop: failed again after {policy.max_restarts} restarts within "
-                       f"{policy.crash_loop_window_s:g}s; last: {reason}")
+            message = crash_loop_message(service.policy, reason)
             process.mark_fatal(message)
             log.error("%s gave up: %s", process.name, message)
             return

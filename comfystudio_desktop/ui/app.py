@@ -7,10 +7,11 @@ import logging
 import signal
 import sys
 import time
+from functools import partial
 from types import FrameType
 
 import qasync
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from comfystudio_desktop import __version__
@@ -44,11 +45,30 @@ class CrashBridge(QObject):
         self._box.open()
 
 
+class FirstPaintReport(QObject):
+    """Prints "painted in X s" (since `started`) when the window has first been painted; for start-up benchmarks."""
+
+    def __init__(self, started: float, parent: QObject) -> None:
+        super().__init__(parent)
+        self._started = started
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Report the first paint, then stop listening."""
+        if event.type() == QEvent.Type.Paint:
+            watched.removeEventFilter(self)
+            # Posted, so the line comes after this paint event has been handled.
+            QTimer.singleShot(0, lambda: print(f"painted in {time.perf_counter() - self._started:.3f} s",
+                                               flush=True))
+        return False
+
+
 class AppSession:
     """One running window with its controller and tray; `run()` is the app's whole life on the event loop."""
 
-    def __init__(self, home: Home, settings: Settings) -> None:
-        self.controller = AppController(home, settings)
+    def __init__(self, home: Home, settings: Settings, *, controller: AppController | None = None,
+                 offer_first_run: bool = False) -> None:
+        self.controller = controller or AppController(home, settings)
+        self.offer_first_run = offer_first_run  # the app on a desktop: yes; a window embedded elsewhere: no
         self.tray = TrayController()
         self.window = MainWindow(self.controller, self.tray)
         self._quit = asyncio.get_event_loop().create_future()
@@ -62,10 +82,14 @@ class AppSession:
         """Show the window and open the queue; raises if Redis cannot be opened."""
         self.window.show()
         await self.controller.start()
+        if self.offer_first_run and show_first_run(self.controller.settings):
+            self.window.open_first_run()
 
     async def run(self, *, exit_when_ready: bool = False) -> int:
         """Start, wait for quit, shut down. Returns the exit code."""
         started = time.perf_counter()
+        if exit_when_ready:
+            self.window.installEventFilter(FirstPaintReport(started, self.window))
         try:
             await self.start()
         except Exception as exc:
@@ -91,11 +115,21 @@ class AppSession:
         self.window.close_for_quit()
 
 
+def show_first_run(settings: Settings) -> bool:
+    """Whether to open the first-run assistant at start: until it was finished or skipped once."""
+    return not settings.first_run_done
+
+
 def _quit_on_signals(app: QApplication, window: MainWindow) -> None:
     """SIGTERM (logout, `kill`) and SIGINT (Ctrl+C) quit cleanly: jobs are handed back, Redis saves."""
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def quit_for(signum: int) -> None:
         log.info("Signal %d: quitting", signum)
-        QTimer.singleShot(0, window.request_quit)
+        window.request_quit()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Nothing is logged in here: a signal that lands inside a log write would make this one a reentrant write
+        # on the same buffered file, which fails and loses the line. The event loop does both, right after.
+        QTimer.singleShot(0, partial(quit_for, signum))
 
     for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
         if hasattr(signal, name):
@@ -114,7 +148,7 @@ def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) ->
     app.setOrganizationName("ComfyStudio")
     app.setApplicationVersion(__version__)
     app.setQuitOnLastWindowClosed(False)  # the tray may keep the app alive; quitting is explicit
-    apply_theme(app)
+    apply_theme(app, settings.theme)
     bridge = CrashBridge(app)
     install_crash_handler(home.logs / "crash.log", bridge.crashed.emit)
     instance = SingleInstance(home.root)
@@ -124,7 +158,7 @@ def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) ->
     asyncio.set_event_loop(loop)
     try:
         with loop:
-            session = AppSession(home, settings)
+            session = AppSession(home, settings, offer_first_run=not exit_when_ready)
             instance.activate_requested.connect(session.window.bring_to_front)
             _quit_on_signals(app, session.window)
             code: int = loop.run_until_complete(session.run(exit_when_ready=exit_when_ready))

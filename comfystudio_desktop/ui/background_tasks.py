@@ -67,7 +67,7 @@ def run_in_background(work: Callable[[], T], on_done: Callable[[T | Exception], 
         outcome: T | Exception
         try:
             outcome = work()
-        except Exception as exc:  # handed to on_done, which decides what the user sees
+        except Exception as exc:  # noqa: BLE001 - handed to on_done, which decides what the user sees
             outcome = exc
         dispatcher.deliver.emit(lambda: deliver(outcome))
 

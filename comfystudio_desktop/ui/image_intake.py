@@ -1,7 +1,7 @@
 """Taking an image in: reading it off a drop or the clipboard, and checking a file or bytes off the GUI thread.
 
-`check_file` and `check_data` are plain functions (no widgets): they run on a worker thread and return
-either a `CheckedImage` or the message to show.
+`check_file` and `check_data` are plain functions (no widgets): they run on a worker thread and return a
+`CheckedImage`, or raise `ImageRefused` with the message to show.
 """
 
 from __future__ import annotations
@@ -16,15 +16,19 @@ from PySide6.QtGui import QImage, QPixmap
 from comfystudio_desktop.images import (
     ImageInfo,
     ImageValidationError,
+    load_image_file,
     make_thumbnail,
     validate_image_bytes,
-    validate_image_file,
 )
 
-__all__ = ["CheckedImage", "check_data", "check_file", "encode_png", "raw_image_data"]
+__all__ = ["CheckedImage", "ImageRefused", "check_data", "check_file", "encode_png", "raw_image_data"]
 
 # Raw encoded formats an application may put on a drag or the clipboard, best first.
 _RAW_IMAGE_TYPES = ("image/png", "image/webp", "image/jpeg", "image/bmp")
+
+
+class ImageRefused(Exception):
+    """An image that cannot be used; `str(error)` is the message for the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,29 +40,37 @@ class CheckedImage:
     thumbnail_png: bytes
 
 
-def check_file(path: Path, max_bytes: int, max_pixels: int, thumb: int) -> CheckedImage | str:
-    """Validate a file and thumbnail it; the refusal message if it is not usable (runs off the GUI thread)."""
+def check_file(path: Path, max_bytes: int, max_pixels: int, thumb: int) -> CheckedImage:
+    """Validate a file and thumbnail it (runs off the GUI thread).
+
+    Raises:
+        ImageRefused: the file is not a usable image.
+    """
     try:
-        info = validate_image_file(path, max_bytes, max_pixels)
-        return CheckedImage(str(path), info, make_thumbnail(path, thumb))
+        data, info = load_image_file(path, max_bytes, max_pixels)  # the same check as `submit --image`
+        return CheckedImage(str(path), info, make_thumbnail(data, thumb))
     except ImageValidationError as exc:
-        return str(exc)
+        raise ImageRefused(str(exc)) from exc
 
 
 def check_data(data: bytes, name: str, temp_dir: Path, slot: str, max_bytes: int, max_pixels: int,
-                thumb: int) -> CheckedImage | str:
-    """Validate image data, save it as a file in `temp_dir` and thumbnail it (runs off the GUI thread)."""
+                thumb: int) -> CheckedImage:
+    """Validate image data, save it as a file in `temp_dir` and thumbnail it (runs off the GUI thread).
+
+    Raises:
+        ImageRefused: the data is not a usable image, or it could not be saved.
+    """
     try:
         info = validate_image_bytes(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
         thumbnail = make_thumbnail(data, thumb)
     except ImageValidationError as exc:
-        return str(exc)
+        raise ImageRefused(str(exc)) from exc
     path = temp_dir / f"{slot}-{uuid.uuid4().hex[:12]}{info.extension}"
     try:
         temp_dir.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     except OSError as exc:
-        return f"The image could not be saved to {temp_dir}: {exc.strerror or exc}"
+        raise ImageRefused(f"The image could not be saved to {temp_dir}: {exc.strerror or exc}") from exc
     return CheckedImage(str(path), info, thumbnail)
 
 

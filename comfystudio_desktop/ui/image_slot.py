@@ -42,14 +42,21 @@ from PySide6.QtWidgets import (
 
 from comfystudio_desktop.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInfo
 from comfystudio_desktop.ui.background_tasks import run_in_background
-from comfystudio_desktop.ui.image_intake import CheckedImage, check_data, check_file, encode_png, raw_image_data
+from comfystudio_desktop.ui.image_intake import (
+    CheckedImage,
+    ImageRefused,
+    check_data,
+    check_file,
+    encode_png,
+    raw_image_data,
+)
 from comfystudio_desktop.ui.message_label import MessageLabel
+from comfystudio_desktop.workflow_slots import SLOT_TITLES
 
 __all__ = ["SLOT_TITLES", "ImageSlot", "SlotSnapshot"]
 
 log = logging.getLogger(__name__)
 
-SLOT_TITLES: dict[str, str] = {"input": "Input image", "source": "Source image", "target": "Target image"}
 WEB_URL_MESSAGE = "Drag the image itself, not its web address"
 _FILE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
 
@@ -279,20 +286,23 @@ class ImageSlot(QFrame):
     def _thumb_pixels(self) -> int:
         return round(self._thumb_size * self.devicePixelRatioF())
 
-    def _check(self, work: Callable[[], CheckedImage | str]) -> None:
-        """Run `work` (returns the accepted image or the refusal message) in the background."""
+    def _check(self, work: Callable[[], CheckedImage]) -> None:
+        """Run `work` (returns the accepted image, raises `ImageRefused`) in the background."""
         self._token += 1
         token = self._token
         self._busy = True
         self._message.clear_message()
         self._details.setText("Checking image…")
 
-        def checked() -> tuple[int, CheckedImage | str]:
-            return token, work()
+        def checked() -> tuple[int, CheckedImage | ImageRefused]:
+            try:
+                return token, work()
+            except ImageRefused as refused:  # an answer about the image, kept with its token
+                return token, refused
 
         run_in_background(checked, self._on_check_done)
 
-    def _on_check_done(self, outcome: tuple[int, CheckedImage | str] | Exception) -> None:
+    def _on_check_done(self, outcome: tuple[int, CheckedImage | ImageRefused] | Exception) -> None:
         if isinstance(outcome, Exception):  # a bug, not a bad image: say so and keep the details in the log
             log.error("Checking an image for the %s slot failed", self._slot, exc_info=outcome)
             self._busy = False
@@ -303,9 +313,9 @@ class ImageSlot(QFrame):
         if token != self._token:
             return  # superseded by a newer drop, or cleared
         self._busy = False
-        if isinstance(result, str):
+        if isinstance(result, ImageRefused):
             self._show_snapshot()
-            self._reject(result)
+            self._reject(str(result))
             return
         pixmap = QPixmap()
         pixmap.loadFromData(result.thumbnail_png, "PNG")

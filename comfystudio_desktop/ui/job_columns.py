@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import IntEnum
+from functools import lru_cache
 
 from PySide6.QtCore import Qt
 
+from comfystudio_desktop.comfy.failure_report import FailureReport, read_failure
 from comfystudio_desktop.jobs import JobRecord, JobStatus
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "Column",
     "JobIdRole",
     "ProgressRole",
+    "ReasonRole",
     "RecordRole",
     "SortRole",
     "StatusRole",
@@ -21,6 +24,7 @@ __all__ = [
     "cell_sort_key",
     "cell_text",
     "cell_tooltip",
+    "failure_reason",
     "format_duration",
 ]
 
@@ -30,6 +34,7 @@ ProgressRole = Qt.ItemDataRole.UserRole + 3  # int 0..100
 ThumbnailRole = Qt.ItemDataRole.UserRole + 4  # QImage | None (output, or the live preview while running)
 RecordRole = Qt.ItemDataRole.UserRole + 5  # JobRecord
 SortRole = Qt.ItemDataRole.UserRole + 6  # a value that sorts the column sensibly
+ReasonRole = Qt.ItemDataRole.UserRole + 7  # str: a failed job's short reason ("" otherwise)
 
 
 class Column(IntEnum):
@@ -84,7 +89,7 @@ def cell_text(record: JobRecord, column: Column) -> str:
         case Column.RUN:
             return format_duration(_seconds_between(record.started_at, record.finished_at))
         case Column.ERROR:
-            return _one_line(record.error)
+            return failure_reason(record) or _one_line(record.error)
 
 
 def cell_tooltip(record: JobRecord, column: Column) -> str:
@@ -105,8 +110,7 @@ def cell_tooltip(record: JobRecord, column: Column) -> str:
         case Column.CREATED:
             return _created(record)
         case Column.ERROR:
-            details = "\n\n".join(part for part in (record.error, record.node_errors) if part)
-            return _clip(details, _MAX_TOOLTIP)
+            return _clip(_report(record.error, record.node_errors).copy_text(), _MAX_TOOLTIP) if record.error else ""
     return ""
 
 
@@ -128,6 +132,19 @@ def cell_sort_key(record: JobRecord, column: Column) -> str | int | float:
         case Column.RUN:
             return _seconds_between(record.started_at, record.finished_at) or -1.0
     return cell_text(record, column).lower()
+
+
+def failure_reason(record: JobRecord) -> str:
+    """A failed job's reason in one short line ("CLIPLoader: qwen_3_4b.safetensors not installed"); "" otherwise."""
+    if record.status is not JobStatus.FAILED:
+        return ""
+    return _report(record.error, record.node_errors).short
+
+
+@lru_cache(maxsize=1024)
+def _report(error: str, node_errors: str) -> FailureReport:
+    """Reports are read while painting: each distinct error is parsed once."""
+    return read_failure(error, node_errors)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
@@ -10,7 +11,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
     QMenu,
     QTableView,
@@ -20,7 +20,10 @@ from PySide6.QtWidgets import (
 
 from comfystudio_desktop.jobs import Job, JobRecord, JobStatus
 from comfystudio_desktop.ui.job_delegate import JobDelegate
+from comfystudio_desktop.ui.jobs_header import JobsHeader
 from comfystudio_desktop.ui.jobs_model import Column, JobIdRole, JobsFilterProxy, JobsTableModel
+from comfystudio_desktop.ui.output_drag import start_file_drag
+from comfystudio_desktop.worker.job_outputs import output_names
 
 __all__ = ["STATUS_FILTERS", "JobsView"]
 
@@ -31,6 +34,19 @@ STATUS_FILTERS: dict[str, set[JobStatus] | None] = {
     "Failed": {JobStatus.FAILED},
     "Cancelled": {JobStatus.CANCELLED},
 }
+
+
+class _JobsTable(QTableView):
+    """The table; dragging selected rows drags their output files into other apps."""
+
+    def __init__(self, drag_paths: Callable[[], list[Path]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._drag_paths = drag_paths
+        self.setAccessibleName("Jobs")
+
+    def startDrag(self, supportedActions: Qt.DropAction) -> None:  # noqa: N803 - Qt's name
+        """Drag the selected jobs' images as files (nothing when none has an image)."""
+        start_file_drag(self, self._drag_paths())
 
 
 class JobsView(QWidget):
@@ -48,6 +64,7 @@ class JobsView(QWidget):
         super().__init__(parent)
         self.model = model
         self.outputs_dir = outputs_dir
+        self.menu_extensions: list[Callable[[QMenu], None]] = []  # sections others add to the context menu
         self.proxy = JobsFilterProxy(self)
         self.proxy.setSourceModel(model)
         self.status_filter = QComboBox(self)
@@ -56,7 +73,8 @@ class JobsView(QWidget):
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Filter by prompt, model or seed…")
         self.search.setClearButtonEnabled(True)
-        self.table = QTableView(self)
+        self.search.setAccessibleName("Filter jobs")
+        self.table = _JobsTable(self.drag_paths, self)
         self.table.setObjectName("jobsTable")
         self.table.setModel(self.proxy)
         self.table.setItemDelegate(JobDelegate(self.table))
@@ -68,13 +86,9 @@ class JobsView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(68)
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)  # the error text takes what is left; the prompt keeps a useful width
-        for column, width in ((Column.STATUS, 90), (Column.PROGRESS, 120), (Column.THUMBNAIL, 72), (Column.PROMPT, 240),
-                              (Column.MODEL, 140), (Column.SEED, 80), (Column.SIZE, 64), (Column.CREATED, 70),
-                              (Column.WAIT, 56), (Column.RUN, 64), (Column.ERROR, 160)):
-            header.resizeSection(column, width)
+        self.table.setDragEnabled(True)
+        self.table.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.columns = JobsHeader(self.table)
         bar = QHBoxLayout()
         bar.addWidget(self.status_filter)
         bar.addWidget(self.search, 1)
@@ -82,7 +96,13 @@ class JobsView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.table)
+        # The selected job ids (None: to be read from the selection model) and the state the actions were last
+        # enabled for: events for unselected jobs arrive thousands of times a second and change nothing here.
+        self._selected_ids: list[str] | None = None
+        self._actions_state: tuple[object, ...] | None = None
         self._make_actions()
+        for signal in (self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged, model.folds_changed):
+            signal.connect(self._on_proxy_rows_moved)
         self.status_filter.currentTextChanged.connect(self._on_status_filter_current_text_changed)
         self.search.textChanged.connect(self.proxy.set_text)
         self.table.customContextMenuRequested.connect(self._on_table_custom_context_menu_requested)
@@ -115,13 +135,13 @@ class JobsView(QWidget):
 
     # -- selection -------------------------------------------------------------------------------------------
     def selected_records(self) -> list[JobRecord]:
-        """The selected jobs, in view order."""
-        records = []
-        for index in sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row()):
-            record = self.model.record(str(index.data(JobIdRole)))
-            if record is not None:
-                records.append(record)
-        return records
+        """The selected jobs, in view order; a folded batch's row stands for every job of the batch."""
+        return [r for job_id in self._selected_job_ids() if (r := self.model.record(job_id)) is not None]
+
+    def selected_rows(self) -> list[JobRecord]:
+        """The records of the selected rows as shown (a folded batch's row is its lead's record), in view order."""
+        rows = sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())
+        return [r for index in rows if (r := self.model.record(str(index.data(JobIdRole)))) is not None]
 
     def select_job(self, job_id: str) -> bool:
         """Select and show a job's row; False if it is not (visibly) in the table."""
@@ -135,6 +155,19 @@ class JobsView(QWidget):
         self.table.scrollTo(index)
         return True
 
+    def reveal_job(self, job_id: str) -> bool:
+        """Select a job's row, clearing the filter (and unfolding its batch) first if they hide the row; False if
+        the job is not in the table."""
+        if self.select_job(job_id):
+            return True
+        if self.model.row_of(job_id) < 0:
+            return False
+        if (batch_id := self.model.folds.batch_of(job_id)) is not None:
+            self.model.unfold_batch(batch_id)
+        self.search.clear()
+        self.status_filter.setCurrentIndex(0)  # "All jobs"
+        return self.select_job(job_id)
+
     def output_path(self, record: JobRecord) -> Path | None:
         """The job's (first) output file, if it exists."""
         if record.outputs:
@@ -146,8 +179,32 @@ class JobsView(QWidget):
         path = self.outputs_dir / Path(name).name  # a bare file name: never a path out of the outputs folder
         return path if path.is_file() else None
 
-    def _update_actions(self) -> None:
-        records = self.selected_records()
+    def output_paths(self, record: JobRecord) -> list[Path]:
+        """Every output file of the job that exists (a batch has several), in order."""
+        names = list(record.outputs)
+        if not names and record.image_url.startswith("outputs/"):
+            # Events carry the first image only; a batch's others follow the worker's naming.
+            batch = record.job.batch_size if record.job is not None else 1
+            names = output_names(record.job_id, batch) if batch > 1 else [record.image_url.removeprefix("outputs/")]
+        paths = [self.outputs_dir / Path(name).name for name in names]  # bare names: never out of the folder
+        return [path for path in paths if path.is_file()]
+
+    def drag_paths(self) -> list[Path]:
+        """The files a drag of the selected rows carries: every existing output of each selected job."""
+        return [path for record in self.selected_records() for path in self.output_paths(record)]
+
+    def _selected_job_ids(self) -> list[str]:
+        if self._selected_ids is None:
+            rows = sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())
+            self._selected_ids = self.model.expand_folded(str(index.data(JobIdRole)) for index in rows)
+        return self._selected_ids
+
+    def _update_actions(self, *, force: bool = True) -> None:
+        records = [r for job_id in self._selected_job_ids() if (r := self.model.record(job_id)) is not None]
+        state = tuple((r.job_id, r.status, r.job is not None, r.seed_used, r.image_url, r.outputs) for r in records)
+        if not force and state == self._actions_state:
+            return
+        self._actions_state = state
         statuses = {r.status for r in records}
         one = records[0] if len(records) == 1 else None
         self.cancel_action.setEnabled(bool(statuses & {JobStatus.QUEUED, JobStatus.PROCESSING}))
@@ -160,14 +217,18 @@ class JobsView(QWidget):
         self.copy_seed_action.setEnabled(one is not None and (one.seed_used is not None or one.job is not None))
         self.copy_prompt_action.setEnabled(one is not None and one.job is not None)
 
+    def _on_proxy_rows_moved(self) -> None:
+        self._selected_ids = None
+
     def _on_selection_changed(self) -> None:
+        self._selected_ids = None
         self._update_actions()
-        records = self.selected_records()
+        records = self.selected_rows()
         self.selection_changed.emit(records[0] if len(records) == 1 else None)
 
     def refresh_actions(self) -> None:
-        """Re-evaluate which actions apply (call after the selected jobs changed state)."""
-        self._update_actions()
+        """Re-evaluate which actions apply (call after the selected jobs changed state); cheap when they did not."""
+        self._update_actions(force=False)
 
     # -- slots -----------------------------------------------------------------------------------------------
     def _on_status_filter_current_text_changed(self, text: str) -> None:
@@ -186,11 +247,18 @@ class JobsView(QWidget):
         menu.addSeparator()
         for act in (self.open_action, self.folder_action, self.copy_seed_action, self.copy_prompt_action):
             menu.addAction(act)
+        for extend in self.menu_extensions:
+            extend(menu)
         menu.addSeparator()
         menu.addAction(self.remove_finished_action)
         return menu
 
-    def _on_table_double_clicked(self, _index: QModelIndex) -> None:
+    def _on_table_double_clicked(self, index: QModelIndex) -> None:
+        job_id = str(index.data(JobIdRole))
+        batch_id = self.model.folds.led_by(job_id)
+        if batch_id is not None:
+            self.model.unfold_batch(batch_id)  # a folded batch opens up into its rows
+            return
         if self.open_action.isEnabled():
             self.open_action.trigger()
 

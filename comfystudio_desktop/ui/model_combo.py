@@ -55,6 +55,7 @@ class ModelCombo(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._items = QStandardItemModel(self)
+        self._holders: dict[str, tuple[str, ...]] | None = None  # model → backends, with several backends
         self.setModel(self._items)
         self._line = QLineEdit(self)
         self.setLineEdit(self._line)
@@ -136,6 +137,11 @@ class ModelCombo(QComboBox):
         row = self.currentIndex()
         return str(self.itemData(row, GroupRole)) if self._is_model(row) else ""
 
+    def group_of(self, model_id: str) -> str:
+        """The group ("UNET", "Checkpoints") `model_id` is listed in, or "" if it is not listed."""
+        row = self._row_of(model_id)
+        return str(self.itemData(row, GroupRole)) if row >= 0 else ""
+
     def set_current_model(self, model_id: str) -> bool:
         """Select `model_id`; if it is not listed (yet), remember it for the next `set_models` and return False."""
         row = self._row_of(model_id)
@@ -160,6 +166,25 @@ class ModelCombo(QComboBox):
         if not groups:
             text = "No models found on disk" if not self._online else "No models listed by ComfyUI"
             self._items.appendRow(self._note_item(text, italic=True))
+        self._show_holders()
+
+    def set_holders(self, holders: Mapping[str, Sequence[str]]) -> None:
+        """Show which backends have each model (several backends configured); a model none has says so."""
+        self._holders = {model: tuple(names) for model, names in holders.items()}
+        self._show_holders()
+
+    def _show_holders(self) -> None:
+        holders = self._holders
+        if holders is None:
+            return  # one ComfyUI: nothing to say
+        for row in range(self._items.rowCount()):
+            item = self._items.item(row)
+            if item is None or item.data(_KindRole) != "model":
+                continue
+            _name, folder = model_label(str(item.data(ModelIdRole)))
+            names = holders.get(str(item.data(ModelIdRole)), ())
+            where = f"Backends: {', '.join(names)}" if names else "No backend has this model now"
+            item.setToolTip(f"{f'Folder: {folder}/' if folder else 'Folder: (top level)'}\n{where}")
 
     def _header_item(self, group: str) -> QStandardItem:
         item = QStandardItem(group)

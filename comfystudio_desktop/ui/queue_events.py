@@ -1,107 +1,100 @@
-"""Following the queue's event stream by push: `redis.asyncio` XREAD BLOCK on the qasync event loop.
+"""The queue's event stream as one async iterator of typed messages: `redis.asyncio` XREAD BLOCK on the qasync loop.
 
-Jobs submitted or run by other processes (the CLI, headless workers) reach the window this way. After a
-connection gap the follower asks for a resync, because events it missed may have been trimmed from the stream.
+Every job change reaches every window this way, whether the worker runs in the window, in another process or on
+another machine. After a connection gap the stream says so (`StreamConnected(resync=True)`), because events it
+missed may have been trimmed from the stream and the table must be read again. (The first connect needs no
+resync: the caller read its snapshot at the position it starts from.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from PySide6.QtCore import QObject, Signal
 
+from comfystudio_desktop.backoff import Backoff
+from comfystudio_desktop.jobs import JobEvent
 from comfystudio_desktop.queue.job_queue import EVENTS_KEY, event_from_fields
-from comfystudio_desktop.queue.redis_server import RedisEndpoint
+from comfystudio_desktop.queue.redis_endpoint import RedisEndpoint
 
-__all__ = ["QueueEventFollower"]
+__all__ = ["QueueEventStream", "QueueMessage", "StreamConnected", "StreamLost"]
 
 log = logging.getLogger(__name__)
 _BLOCK_MS = 5_000
+#: Reconnect delays of the follower: 0.5 s, doubled per failure, at most 5 s.
+_RECONNECT = Backoff(initial=0.5, factor=2.0, maximum=5.0)
 
 
-class QueueEventFollower(QObject):
-    """Emits `job_event(JobEvent)` for each stream entry, `connection_changed(bool)`, and `resync_needed()`."""
+@dataclass(frozen=True, slots=True)
+class StreamConnected:
+    """The stream is readable (again); `resync` when events may have been missed while it was not."""
 
-    job_event = Signal(object)
-    connection_changed = Signal(bool)
-    resync_needed = Signal()
+    resync: bool
 
-    def __init__(self, endpoint_provider: Callable[[], RedisEndpoint], parent: QObject | None = None) -> None:
-        super().__init__(parent)
+
+@dataclass(frozen=True, slots=True)
+class StreamLost:
+    """The connection to the stream broke; it is retried with a backoff."""
+
+    reason: str
+
+
+#: What `QueueEventStream.listen` yields.
+QueueMessage = JobEvent | StreamConnected | StreamLost
+
+
+class QueueEventStream:
+    """Reads the queue's event stream from `from_id` on; `listen()` yields each entry as a `JobEvent`.
+
+    Args:
+        endpoint_provider: where Redis is now (read at each connect; it may move after a restart). Called on a
+            worker thread, since it may block.
+        from_id: the stream position to start after ("$": only new entries).
+    """
+
+    def __init__(self, endpoint_provider: Callable[[], RedisEndpoint], from_id: str = "$") -> None:
         self._provider = endpoint_provider
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.last_id = "$"
-        self.connected = False
-
-    def start(self, from_id: str = "$") -> None:
-        """Start following on the running asyncio (qasync) loop, from `from_id`."""
         self.last_id = from_id
-        self._task = asyncio.get_event_loop().create_task(self._follow())
 
-    async def stop(self) -> None:
-        """Stop following and wait for the task to end."""
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def _stop_requested(self) -> bool:
-        return self._stopping
-
-    def _set_connected(self, connected: bool) -> None:
-        if connected != self.connected:
-            self.connected = connected
-            self.connection_changed.emit(connected)
-
-    async def _follow(self) -> None:
-        delay = 0.5
-        while not self._stop_requested():
+    async def listen(self) -> AsyncIterator[QueueMessage]:
+        """Yield every job event, plus a message for each connect and loss; ends only when cancelled."""
+        failures = 0
+        connected = lost = False
+        while True:
             client: aioredis.Redis | None = None
             try:
                 endpoint = await asyncio.to_thread(self._provider)
-                client = _async_client(endpoint)
+                client = endpoint.async_client(socket_timeout=_BLOCK_MS / 1000 + 5)
                 await client.ping()
-                if not self.connected and self.last_id != "$":
-                    self.resync_needed.emit()  # events may have been missed while away
-                self._set_connected(True)
-                delay = 0.5
-                while not self._stop_requested():
+                if not connected:
+                    connected = True
+                    yield StreamConnected(resync=lost)
+                failures = 0
+                while True:
                     reply: Any = await client.xread({EVENTS_KEY: self.last_id}, count=500, block=_BLOCK_MS)
                     for _stream, entries in reply or []:
                         for entry_id, fields in entries:
                             self.last_id = entry_id
-                            self.job_event.emit(event_from_fields(fields))
+                            yield event_from_fields(fields)
                     if self.last_id == "$":
                         self.last_id = await _newest_id(client)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # any failure here means "reconnect later"
-                if self._stop_requested():
-                    break
-                if self.connected:
+            except Exception as exc:  # noqa: BLE001 - any failure here means "reconnect later"
+                if connected:
                     log.warning("Event stream: Redis connection lost: %s", exc)
-                self._set_connected(False)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                    connected, lost = False, True
+                    yield StreamLost(str(exc))
+                failures += 1
+                await asyncio.sleep(_RECONNECT.delay(failures))
             finally:
                 if client is not None:
                     await client.aclose()
 
-
-def _async_client(endpoint: RedisEndpoint) -> aioredis.Redis:
-    options: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": _BLOCK_MS / 1000 + 5,
-                               "decode_responses": True}
-    if endpoint.url:
-        return aioredis.Redis.from_url(endpoint.url, **options)
-    return aioredis.Redis(host=endpoint.host, port=endpoint.port, password=endpoint.password, **options)
 
 
 async def _newest_id(client: aioredis.Redis) -> str:

@@ -14,15 +14,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QHideEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from comfystudio_desktop.supervise.service_state import Remedy, ServiceState, State, describe_duration
 from comfystudio_desktop.ui.theme import error_color
 
-__all__ = ["DEFAULT_TITLES", "ServicesPanel", "exit_text", "state_text"]
+__all__ = ["DEFAULT_TITLES", "WORKER_TITLE", "ServicesPanel", "exit_text", "state_text"]
 
 DEFAULT_TITLES = {"redis-server": "Job queue (redis-server)", "comfyui": "ComfyUI"}
+#: The window's own worker thread, supervised like a process (a row the window adds to the defaults).
+WORKER_TITLE = "Worker (in this window)"
 _COLUMNS = ("Service", "State", "Restarts", "Last exit", "Uptime")
 _TOOLTIP_LINES = 12
 _STOPPABLE = (State.STARTING, State.RUNNING, State.RESTARTING, State.HUNG)
@@ -95,11 +97,21 @@ class ServicesPanel(QWidget):
         self._grid.setRowStretch(1000, 1)
         for name in self._titles:
             self._row(name)
-        # Countdowns and uptimes move on between snapshots.
+        # Countdowns and uptimes move on between snapshots, while the panel is shown (showEvent/hideEvent).
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self.refresh)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Catch up on the time that passed while hidden, then tick every second."""
+        self.refresh()
         self._ticker.start()
+        super().showEvent(event)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """No ticking while nobody sees the panel (and none left running once it closes)."""
+        self._ticker.stop()
+        super().hideEvent(event)
 
     # -- input --------------------------------------------------------------------------------------------------
 

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfystudio_desktop.settings import Settings, SettingsError, save_settings
+from comfystudio_desktop.comfy.unet_parts import PartLists
+from comfystudio_desktop.settings import Settings, SettingsError, parse_setting_value, save_settings
+from comfystudio_desktop.ui.file_choice_combo import FileChoiceCombo
 
 __all__ = ["SettingsDialog"]
 
@@ -42,8 +44,10 @@ def _spin(box: SpinT, low: float, high: float, value: float, suffix: str = "") -
 class SettingsDialog(QDialog):
     """Edit and save settings; `result_settings` holds what was saved after `accept()`."""
 
-    def __init__(self, settings: Settings, config_file: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, config_file: Path, parent: QWidget | None = None, *,
+                 part_lists: PartLists | None = None) -> None:
         super().__init__(parent)
+        self._part_lists = part_lists or PartLists()
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
         self._config_file = config_file
@@ -52,7 +56,8 @@ class SettingsDialog(QDialog):
         self._errors: dict[str, QLabel] = {}
         self._fields: dict[str, QWidget] = {}
 
-        tabs = QTabWidget(self)
+        self.tabs = tabs = QTabWidget(self)
+        tabs.tabBar().setAccessibleName("Settings pages")
         tabs.addTab(self._comfy_tab(settings), "ComfyUI")
         tabs.addTab(self._queue_tab(settings), "Queue")
         tabs.addTab(self._storage_tab(settings), "Storage")
@@ -77,6 +82,7 @@ class SettingsDialog(QDialog):
 
     def _row(self, form: QFormLayout, name: str, label: str, widget: QWidget, tip: str = "") -> None:
         widget.setObjectName(name)
+        widget.setAccessibleName(label or (widget.text() if isinstance(widget, QCheckBox) else name))
         if tip:
             widget.setToolTip(tip)
         error = QLabel(self)
@@ -98,7 +104,9 @@ class SettingsDialog(QDialog):
 
     def _path_row(self, form: QFormLayout, name: str, label: str, value: str, *, folder: bool) -> None:
         edit = self._line(value, "not set")
+        edit.setAccessibleName(label)
         browse = QPushButton("Browse…")
+        browse.setAccessibleName(f"Browse for {label}")
         browse.clicked.connect(lambda: self._browse(edit, folder))
         holder = QWidget(self)
         row = QHBoxLayout(holder)
@@ -128,15 +136,24 @@ class SettingsDialog(QDialog):
         self._path_row(form, "comfy_main", "main.py (managed)", s.comfy_main, folder=False)
         self._path_row(form, "comfy_python", "Python (managed)", s.comfy_python, folder=False)
         self._row(form, "comfy_args", "Extra arguments", self._line(" ".join(s.comfy_args), "--lowvram"))
-        self._row(form, "unet_text_encoder", "UNET text encoder", self._line(s.unet_text_encoder, "template default"),
-                  "File in models/text_encoders used with UNET models (e.g. qwen_3_4b.safetensors)")
-        self._row(form, "unet_vae", "UNET VAE", self._line(s.unet_vae, "template default"),
-                  "File in models/vae used with UNET models (e.g. ae.safetensors)")
-        self._row(form, "flux_clip_l", "Flux CLIP-L", self._line(s.flux_clip_l, "template default"))
+        lists = self._part_lists
+        self._file_row(form, "unet_text_encoder", "UNET text encoder",
+                       FileChoiceCombo(s.unet_text_encoder, lists.text_encoders),
+                       "File in models/text_encoders used with UNET models; Automatic picks one that fits the model")
+        self._file_row(form, "unet_vae", "UNET VAE", FileChoiceCombo(s.unet_vae, lists.vaes),
+                       "File in models/vae used with UNET models; Automatic picks one that fits the model")
+        self._file_row(form, "flux_clip_l", "Flux CLIP-L", FileChoiceCombo(s.flux_clip_l, lists.text_encoders),
+                       "The CLIP-L file Flux-style UNET models load beside their T5 encoder")
         port = _spin(QSpinBox(), 0, 65535, s.comfy_port)
         port.setSpecialValueText("any free port")
         self._row(form, "comfy_port", "Port (managed)", port)
         return page
+
+    def _file_row(self, form: QFormLayout, name: str, label: str, combo: FileChoiceCombo, tip: str) -> None:
+        self._row(form, name, label, combo, tip)
+        note = combo.note()
+        if note:  # a warning that stays: the saved file is not (known to be) installed
+            self.show_error(name, note, summary=False)
 
     def _queue_tab(self, s: Settings) -> QWidget:
         page, form = self._form()
@@ -169,44 +186,36 @@ class SettingsDialog(QDialog):
         tray = QCheckBox("Closing the window keeps the app running in the tray")
         tray.setChecked(s.close_to_tray)
         self._row(form, "close_to_tray", "", tray)
+        theme = QComboBox()
+        theme.addItem("Follow the system", "system")
+        theme.addItem("Light", "light")
+        theme.addItem("Dark", "dark")
+        theme.setCurrentIndex(max(0, theme.findData(s.theme)))
+        self._row(form, "theme", "Theme", theme)
         return page
 
     # -- saving ----------------------------------------------------------------------------------------------
     def collect(self) -> Settings:
-        """The settings as edited; raises SettingsError naming the first bad field."""
-        f = self._fields
+        """The settings as edited; raises SettingsError naming the first bad field.
 
-        def text(name: str) -> str:
-            widget = f[name]
-            assert isinstance(widget, QLineEdit)
-            return widget.text().strip()
+        Each field's text goes through `parse_setting_value`, the parser `config set` uses, so the dialog and
+        the command line accept and refuse the same values with the same messages.
+        """
+        values = {name: parse_setting_value(name, self._field_text(widget)) for name, widget in self._fields.items()}
+        return self._original.with_changes(**values)
 
-        def data(name: str) -> str:
-            widget = f[name]
-            assert isinstance(widget, QComboBox)
+    @staticmethod
+    def _field_text(widget: QWidget) -> str:
+        if isinstance(widget, QLineEdit):
+            return widget.text()
+        if isinstance(widget, QComboBox):
             return str(widget.currentData())
-
-        def number(name: str) -> float:
-            widget = f[name]
-            assert isinstance(widget, QSpinBox | QDoubleSpinBox)
-            return widget.value()
-
-        def checked(name: str) -> bool:
-            widget = f[name]
-            assert isinstance(widget, QCheckBox)
-            return widget.isChecked()
-
-        return self._original.with_changes(
-            comfy_url=text("comfy_url"), comfy_mode=data("comfy_mode"), comfy_models_dir=text("comfy_models_dir"),
-            comfy_main=text("comfy_main"), comfy_python=text("comfy_python"),
-            comfy_args=tuple(text("comfy_args").split()), comfy_port=int(number("comfy_port")),
-            unet_text_encoder=text("unet_text_encoder"), unet_vae=text("unet_vae"), flux_clip_l=text("flux_clip_l"),
-            redis_mode=data("redis_mode"), redis_url=text("redis_url"), job_timeout_s=float(number("job_timeout_s")),
-            pipeline_depth=int(number("pipeline_depth")), max_attempts=int(number("max_attempts")),
-            storage_dir=text("storage_dir"), output_retention_days=int(number("output_retention_days")),
-            input_retention_hours=int(number("input_retention_hours")), notifications=checked("notifications"),
-            close_to_tray=checked("close_to_tray"),
-        )
+        if isinstance(widget, QCheckBox):
+            return "true" if widget.isChecked() else "false"
+        if isinstance(widget, QSpinBox):
+            return str(widget.value())
+        assert isinstance(widget, QDoubleSpinBox)
+        return repr(widget.value())
 
     def _on_buttons_accepted(self) -> None:
         for label in self._errors.values():
@@ -220,11 +229,24 @@ class SettingsDialog(QDialog):
         self.result_settings = settings
         self.accept()
 
-    def show_error(self, field_name: str, message: str) -> None:
+    def show_error(self, field_name: str, message: str, *, summary: bool = True) -> None:
         """Show `message` under the field (and at the bottom, in case the field is on another tab)."""
         label = self._errors.get(field_name)
         if label is not None:
             label.setText(message)
             label.show()
-        self.error_label.setText(message)
-        self.error_label.show()
+        if summary:
+            self.error_label.setText(message)
+            self.error_label.show()
+
+    def focus_field(self, field_name: str) -> bool:
+        """Show the tab holding a field and put the keyboard focus on it; False for an unknown field."""
+        widget = self._fields.get(field_name)
+        if widget is None:
+            return False
+        for index in range(self.tabs.count()):
+            page = self.tabs.widget(index)
+            if page is not None and page.isAncestorOf(widget):
+                self.tabs.setCurrentIndex(index)
+        widget.setFocus()
+        return True

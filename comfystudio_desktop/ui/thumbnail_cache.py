@@ -80,6 +80,10 @@ class ThumbnailCache(QObject):
         run_in_background(lambda: _load(key, path, size), self._on_load_done)
         return None
 
+    def forget_failure(self, key: str) -> None:
+        """The file of `key` may be there now (fetched from another machine): try it again on the next `get`."""
+        self._failed.discard(key)
+
     def is_loading(self) -> bool:
         """True while any thumbnail is being decoded."""
         return bool(self._loading)
@@ -102,5 +106,5 @@ class ThumbnailCache(QObject):
 def _load(key: str, path: Path, size: int) -> _Loaded:
     try:
         return _Loaded(key, read_thumbnail(path, size))
-    except Exception as exc:  # any decoding failure just means "no thumbnail"
+    except Exception as exc:  # noqa: BLE001 - any decoding failure just means "no thumbnail"
         return _Loaded(key, QImage(), f"{path.name}: {exc}")

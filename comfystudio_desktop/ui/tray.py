@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from comfystudio_desktop.ui.resources_path import icon_path
+from comfystudio_desktop.ui.window_summary import TrayState
 
 __all__ = ["TrayController", "TrayState"]
 
 log = logging.getLogger(__name__)
-
-
-class TrayState(StrEnum):
-    """The icon shown."""
-
-    IDLE = "idle"
-    WORKING = "working"
-    ERROR = "error"
 
 
 class TrayController(QObject):
@@ -52,6 +44,9 @@ class TrayController(QObject):
         self._icons = {state: QIcon(str(icon_path(f"tray-{state.value}.png"))) for state in TrayState}
         self.state = TrayState.IDLE
         self.tooltip = "ComfyStudio"
+        self._state_text = "ComfyStudio"
+        self.summary = ""  # the Monitor's one-line summary, shown under the state
+        self.outlook = ""  # the queue's ETA or pause, from QueueOutlook
         self._last_job = ""
         self.icon: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
@@ -71,12 +66,24 @@ class TrayController(QObject):
     def set_state(self, state: TrayState, queued: int, running: int, problem: str = "") -> None:
         """Update the icon and tooltip."""
         self.state = state
-        parts = [f"ComfyStudio — {queued} queued, {running} running"]
-        if problem:
-            parts.append(problem)
-        self.tooltip = "\n".join(parts)
+        self._state_text = f"ComfyStudio — {queued} queued, {running} running" + (f"\n{problem}" if problem else "")
+        self._show_tooltip()
         if self.icon is not None:
             self.icon.setIcon(self._icons[state])
+
+    def set_summary(self, summary: str) -> None:
+        """Show the Monitor's summary line under the state."""
+        self.summary = summary
+        self._show_tooltip()
+
+    def set_outlook(self, line: str) -> None:
+        """Show the queue's outlook ("Queue running · done ≈ 14:32", "Queue paused until 22:00") in the tooltip."""
+        self.outlook = line
+        self._show_tooltip()
+
+    def _show_tooltip(self) -> None:
+        self.tooltip = "\n".join(part for part in (self._state_text, self.outlook, self.summary) if part)
+        if self.icon is not None:
             self.icon.setToolTip(self.tooltip)
 
     def set_paused(self, paused: bool) -> None:

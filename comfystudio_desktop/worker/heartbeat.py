@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from comfystudio_desktop.queue.connection import RedisUnavailable
 from comfystudio_desktop.queue.job_queue import JobQueue, LeaseState
+from comfystudio_desktop.worker.error_log import ErrorLog
 from comfystudio_desktop.worker.job_run import WorkerRun
 
 __all__ = ["Heartbeat"]
@@ -25,6 +26,7 @@ class Heartbeat:
         self._interval = interval
         self._on_change = on_change or (lambda: None)
         self._stop = threading.Event()
+        self._errors = ErrorLog(log, "Lease heartbeat")
         self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
 
     def start(self) -> Heartbeat:
@@ -44,7 +46,7 @@ class Heartbeat:
             try:
                 state = self._queue.heartbeat(run.lease)
             except RedisUnavailable as exc:
-                log.warning("Heartbeat for job %s failed: %s", run.job_id, exc)
+                log.warning("Heartbeat for job %r failed: %s", run.job_id, exc)
                 continue
             if state is LeaseState.CANCELLED and not run.flags.cancel_requested.is_set():
                 run.flags.cancel_requested.set()
@@ -55,4 +57,7 @@ class Heartbeat:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            self.beat_once()
+            try:
+                self.beat_once()
+            except Exception as exc:  # noqa: BLE001 - a Redis error or a bug must not end the thread: leases would expire
+                self._errors.report(exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,9 @@ from typing import Any
 from PIL import Image
 
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
-from comfystudio_desktop.comfy.model_catalogue import Catalogue
+from comfystudio_desktop.comfy.model_catalogue import GROUP_UNET, Catalogue
 from comfystudio_desktop.comfy.sizes import image_size
+from comfystudio_desktop.comfy.unet_parts import PartLists, PartsError, Pick, UnetParts, resolve_unet_parts
 from comfystudio_desktop.comfy.workflow_fill import fill
 from comfystudio_desktop.comfy.workflow_templates import TemplateError, TemplateLibrary, WorkflowTemplate
 from comfystudio_desktop.home import Home
@@ -27,6 +28,7 @@ __all__ = [
     "build_graph",
     "choose_template",
     "input_copy_name",
+    "resolve_parts",
     "store_and_upload_inputs",
 ]
 
@@ -52,15 +54,25 @@ def input_copy_name(job_id: str, slot: str) -> str:
     return f"upload_{job_id}_{slot}.png"
 
 
-def choose_template(job: Job, library: TemplateLibrary, catalogue: Catalogue) -> WorkflowTemplate:
-    """The template for the job's workflow and its model's group; JobInputError with a clear message if none."""
+def choose_template(job: Job, library: TemplateLibrary, catalogue: Catalogue,
+                    parts: UnetParts | None = None) -> WorkflowTemplate:
+    """The template for the job's workflow and its model's family; JobInputError with a clear message if none.
+
+    A UNET model's family comes from `parts` (see `resolve_parts`); without them only a name that says the
+    family is accepted.
+    """
     if not job.model:
         raise JobInputError("No model chosen for this job.")
     group = catalogue.group_of(job.model)
     if group is None:
         raise JobInputError(f"Unknown model {job.model!r}: ComfyUI does not list it under UNET or Checkpoints.")
     try:
-        template = library.choose(job.workflow, job.model, group)
+        if group == GROUP_UNET and parts is not None:
+            if job.workflow not in library:
+                raise TemplateError(job.workflow, f"unknown workflow (available: {', '.join(library.names())})")
+            template = library.get(job.workflow, parts.family)
+        else:
+            template = library.choose(job.workflow, job.model, group)
     except TemplateError as exc:
         raise JobInputError(str(exc)) from exc
     missing = [slot for slot in template.image_slots if slot not in job.images]
@@ -70,6 +82,26 @@ def choose_template(job: Job, library: TemplateLibrary, catalogue: Catalogue) ->
     if extra:
         raise JobInputError(f"Workflow {job.workflow!r} takes no image for: {', '.join(extra)}.")
     return template
+
+
+def resolve_parts(job: Job, settings: Settings, lists: PartLists, families: Sequence[str]) -> UnetParts:
+    """A UNET job's family, text encoder and VAE: the job's pick, else the one remembered for its model, else the
+    `unet_text_encoder` / `unet_vae` settings where they fit, else what ComfyUI has installed."""
+    remembered = settings.unet_choice(job.model)
+
+    def pick(value: str, part: str) -> Pick:
+        if value:
+            return Pick(value, "chosen for this job")
+        return Pick(remembered.get(part, ""), "remembered for this model")
+
+    try:
+        return resolve_unet_parts(
+            job.model, lists, text_encoder=pick(job.text_encoder, "text_encoder"), vae=pick(job.vae, "vae"),
+            clip_l=Pick(settings.flux_clip_l, "setting `flux_clip_l` in Settings"),
+            default_text_encoder=Pick(settings.unet_text_encoder, "setting `unet_text_encoder` in Settings"),
+            default_vae=Pick(settings.unet_vae, "setting `unet_vae` in Settings"), families=families)
+    except PartsError as exc:
+        raise JobInputError(str(exc)) from exc
 
 
 def store_and_upload_inputs(job: Job, home: Home, settings: Settings, client: ComfyClient) -> dict[str, str]:
@@ -90,16 +122,17 @@ def store_and_upload_inputs(job: Job, home: Home, settings: Settings, client: Co
     return uploaded
 
 
-def template_overrides(template: WorkflowTemplate, settings: Settings, catalogue: Catalogue,
-                       model: str) -> dict[str, Any]:
-    """Values that replace template defaults: ComfyUI's spelling of the model, and the user's encoder/VAE files."""
-    chosen = {"model": catalogue.comfy_name(model), "text_encoder": settings.unet_text_encoder,
-              "vae": settings.unet_vae, "clip_l": settings.flux_clip_l}
+def template_overrides(template: WorkflowTemplate, catalogue: Catalogue, model: str,
+                       parts: UnetParts | None) -> dict[str, Any]:
+    """Values that replace template defaults: ComfyUI's spelling of the model, and the UNET's encoder/VAE files."""
+    chosen = {"model": catalogue.comfy_name(model)}
+    if parts is not None:
+        chosen.update(text_encoder=parts.text_encoder, vae=parts.vae, clip_l=parts.clip_l)
     return {slot: value for slot, value in chosen.items() if value and slot in template.slots}
 
 
 def build_graph(job: Job, template: WorkflowTemplate, uploaded: Mapping[str, str], *, seed_used: int,
-                catalogue: Catalogue, settings: Settings) -> PreparedGraph:
+                catalogue: Catalogue, parts: UnetParts | None = None) -> PreparedGraph:
     """Fill the template; sizes from the job or from its aspect ratio and the model family."""
     if job.width is not None and job.height is not None:
         width, height = job.width, job.height
@@ -107,7 +140,7 @@ def build_graph(job: Job, template: WorkflowTemplate, uploaded: Mapping[str, str
         width, height = image_size(job.aspect_ratio, template.family)
     try:
         graph = fill(template, job, uploaded, seed_used=seed_used, width=width, height=height,
-                     overrides=template_overrides(template, settings, catalogue, job.model))
+                     overrides=template_overrides(template, catalogue, job.model, parts))
     except TemplateError as exc:
         raise JobInputError(str(exc)) from exc
     return PreparedGraph(graph=graph, template=template, width=width, height=height)

@@ -12,8 +12,11 @@ from PIL import Image
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.comfy.comfy_events import OutputImage
 from comfystudio_desktop.home import Home
+from comfystudio_desktop.outputs.host_identity import host_id, host_name
+from comfystudio_desktop.outputs.location import OutputFile, OutputLocation
+from comfystudio_desktop.queue.result_cache import file_digest
 
-__all__ = ["output_names", "store_outputs"]
+__all__ = ["output_location", "output_names", "store_outputs"]
 
 log = logging.getLogger(__name__)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -42,5 +45,19 @@ def store_outputs(job_id: str, images: Sequence[OutputImage], client: ComfyClien
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    log.info("Job %s: %d output image(s) stored as %s", job_id, len(names), ", ".join(names))
+    log.info("Job %r: %d output image(s) stored as %r", job_id, len(names), names)
     return names
+
+
+def output_location(home: Home, backend: str, comfy_url: str, names: Sequence[str],
+                    images: Sequence[OutputImage] = ()) -> OutputLocation:
+    """Where the stored outputs `names` live: this machine, this backend, and each file's `/view` parameters
+    (`images`, in the same order; none for a result reused from the cache), size and SHA-256."""
+    files = []
+    for n, name in enumerate(names):
+        path = home.resolve_inside_storage(f"outputs/{name}")
+        view = images[n] if n < len(images) else OutputImage(filename="")
+        files.append(OutputFile(name=name, size=path.stat().st_size, sha256=file_digest(path),
+                                filename=view.filename, subfolder=view.subfolder, type=view.type))
+    return OutputLocation(backend=backend, host_id=host_id(home.root), host_name=host_name(), comfy_url=comfy_url,
+                          files=tuple(files))

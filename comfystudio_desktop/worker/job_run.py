@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -49,9 +50,15 @@ class WorkerRun:
     progress: int = 0
     image_url: str = ""
     outputs: tuple[str, ...] = ()
+    cache_key: str = ""  # the result cache's key of this run's filled graph ("" = not cached)
+    from_cache: bool = False  # finished with a copy of a cached result
+    location: str = ""  # where the outputs live (OutputLocation JSON), recorded with the finish
+    claimed_at: float = field(default_factory=time.monotonic)  # for the learned run times (ETA)
+    ran_s: float = 0.0  # how long ComfyUI took, once it ended
 
     def __post_init__(self) -> None:
         self.prompt_id = self.prompt_id or self.lease.job_id
+        self.progress = max(self.progress, self.lease.progress)  # never below what an earlier attempt reached
 
     @property
     def job_id(self) -> str:

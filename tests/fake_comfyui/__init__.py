@@ -6,6 +6,6 @@ Run it with `python -m tests.fake_comfyui --listen 127.0.0.1 --port N`, or from 
 
 from __future__ import annotations
 
-from .process import FakeComfyProcess, free_port
+from tests.fake_comfyui.process import FakeComfyProcess, free_port
 
 __all__ = ["FakeComfyProcess", "free_port"]

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAULT_MODES = ("none", "hang", "slow", "refuse", "error_next", "crash_next")
+FAULT_MODES = ("none", "hang", "slow", "refuse", "error_next", "crash_next", "oom_next")
 
 
 @dataclass
@@ -17,6 +17,8 @@ class Faults:
     step_time: float = 0.05
     load_time: float = 0.0
     slow_seconds: float = 2.0
+    # Seconds per sampler step for models whose loader name contains the key (others use `step_time`).
+    model_step_times: dict[str, float] = field(default_factory=dict)
     _open: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -37,6 +39,13 @@ class Faults:
         if not self._open.is_set():
             await self._open.wait()
 
+    def step_time_for(self, model_label: str) -> float:
+        """The time per step for the model loaded as `model_label` (`checkpoints/name`)."""
+        for name, seconds in self.model_step_times.items():
+            if name in model_label:
+                return seconds
+        return self.step_time
+
     def take(self, mode: str) -> bool:
         """Consume a one-shot fault (`error_next`, `crash_next`) if it is armed."""
         if self.mode != mode:
@@ -47,7 +56,7 @@ class Faults:
     def as_json(self) -> dict[str, Any]:
         """Current settings."""
         return {"fault": self.mode, "step_time": self.step_time, "load_time": self.load_time,
-                "slow_seconds": self.slow_seconds}
+                "slow_seconds": self.slow_seconds, "model_step_times": dict(self.model_step_times)}
 
 
 @dataclass

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .control import Faults, Stats
-from .folders import Folders
-from .graph import DependencyCycleError, ExecutionOrder, is_link, signatures
-from .hub import Hub
-from .nodes import NODES
-from .prompt_queue import PromptQueue, QueueItem
-from .runtime import Latent, RunContext, preview_frame, preview_jpeg, run_node
+from tests.fake_comfyui.control import Faults, Stats
+from tests.fake_comfyui.folders import Folders
+from tests.fake_comfyui.graph import DependencyCycleError, ExecutionOrder, is_link, signatures
+from tests.fake_comfyui.hub import Hub
+from tests.fake_comfyui.nodes import NODES
+from tests.fake_comfyui.prompt_queue import PromptQueue, QueueItem
+from tests.fake_comfyui.runtime import Handle, Latent, RunContext, preview_frame, preview_jpeg, run_node
 
 log = logging.getLogger("fake_comfyui")
 FAKE_TRACEBACK = [
@@ -36,6 +36,18 @@ class InjectedError(RuntimeError):
 
     exception_type = "RuntimeError"
 
+
+class InjectedOutOfMemory(RuntimeError):
+    """The allocation failure armed with the `oom_next` fault, as torch reports it on a CUDA device."""
+
+    exception_type = "torch.OutOfMemoryError"
+
+
+OOM_MESSAGE = ("Allocation on device 0 would exceed allowed memory. (out of memory)\n"
+               "Currently allocated     : 7.62 GiB\nRequested               : 1.50 GiB\n"
+               "Device limit            : 8.00 GiB\nFree (according to CUDA): 0 bytes\n"
+               "\nThis error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked before you might "
+               "have accidentally set the batch_size to a large number.")
 
 AddMessage = Callable[[str, dict[str, Any], bool], None]
 
@@ -263,12 +275,16 @@ class Executor:
         steps: int = inputs["steps"]
         latent: Latent = inputs["latent_image"]
         fail_at = max(1, steps // 2)
+        model = inputs.get("model")
+        step_time = self.faults.step_time_for(model.label if isinstance(model, Handle) else "")
         for step in range(1, steps + 1):
-            await asyncio.sleep(self.faults.step_time)
+            await asyncio.sleep(step_time)
             await self.faults.gate()
             if step == fail_at and self.faults.take("crash_next"):
                 log.warning("crash_next: exiting hard at step %d of prompt %s", step, pid)
                 os._exit(137)
+            if step == fail_at and self.faults.take("oom_next"):
+                raise InjectedOutOfMemory(OOM_MESSAGE)
             if step == fail_at and self.faults.take("error_next"):
                 raise InjectedError(f"fake ComfyUI: injected sampler failure at step {step}/{steps} (error_next)")
             if self._interrupt:

@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 from PIL import Image
 
-from .control import Stats
-from .folders import FOLDER_NAMES, Folders
+from tests.fake_comfyui.control import Stats
+from tests.fake_comfyui.folders import FOLDER_NAMES, Folders
 
 Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
 _FORCE_DOWNLOAD = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}

@@ -87,6 +87,12 @@ class Folders:
     models_dir: Path | None = None
     _fallback: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_MODELS.items()})
 
+    def use_model_list(self, models: dict[str, list[str]]) -> None:
+        """List these names (folder -> names, legacy folder names allowed) instead of the built-in catalogue."""
+        self._fallback = {}
+        for folder, names in models.items():
+            self._fallback.setdefault(LEGACY_NAMES.get(folder, folder), []).extend(names)
+
     def model_folder_exists(self, folder: str) -> bool:
         """Whether `GET /models/{folder}` knows the folder (legacy `unet`/`clip` names are not listed)."""
         return folder in FOLDER_NAMES

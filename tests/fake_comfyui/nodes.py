@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .folders import Folders
+from tests.fake_comfyui.folders import Folders
 
 MAX_RESOLUTION = 16384
 SAMPLERS = [

@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,8 +35,10 @@ class FakeComfyProcess:
 
     Args:
         models_dir, output_dir, input_dir, temp_dir: folders to pass on (the fake makes temp ones otherwise).
+        models: model names per folder (`{"text_encoders": [...], "vae": [...]}`) listed instead of the built-in
+            catalogue, as if installed (loaders accept them; there are no files behind them).
         step_time, load_time: seconds per sampler step / per model loader node.
-        fault: fault mode at start (`hang`, `slow`, `refuse`, `error_next`, `crash_next`).
+        fault: fault mode at start (`hang`, `slow`, `refuse`, `error_next`, `crash_next`, `oom_next`).
         port: fixed port; by default a free one is picked (and re-picked if it was taken meanwhile).
         startup_timeout: seconds to wait for readiness.
         extra_args: more command line arguments.
@@ -45,8 +47,11 @@ class FakeComfyProcess:
     def __init__(self, *, models_dir: Path | None = None, output_dir: Path | None = None,
                  input_dir: Path | None = None, temp_dir: Path | None = None, step_time: float = 0.02,
                  load_time: float = 0.0, fault: str | None = None, port: int | None = None,
-                 startup_timeout: float = 20.0, extra_args: Sequence[str] = ()) -> None:
+                 startup_timeout: float = 20.0, extra_args: Sequence[str] = (),
+                 models: Mapping[str, Sequence[str]] | None = None) -> None:
         self._options: list[str] = ["--step-time", str(step_time), "--load-time", str(load_time)]
+        if models is not None:
+            self._options += ["--model-list", json.dumps({folder: list(names) for folder, names in models.items()})]
         for flag, value in (("--models-dir", models_dir), ("--output-dir", output_dir),
                             ("--input-dir", input_dir), ("--temp-dir", temp_dir), ("--fault", fault)):
             if value is not None:
@@ -107,10 +112,10 @@ class FakeComfyProcess:
         raise RuntimeError(f"fake ComfyUI not ready within {self._startup_timeout} s:\n{self.log_text()}")
 
     def stop(self, grace: float = 5.0) -> int | None:
-        """SIGTERM, wait up to `grace` seconds, then SIGKILL; always reaps. Returns the exit code."""
+        """Ask it to quit, wait up to `grace` seconds, then kill; always reaps. Returns the exit code."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            self._ask_to_quit(proc)
             try:
                 proc.wait(grace)
             except subprocess.TimeoutExpired:
@@ -121,6 +126,18 @@ class FakeComfyProcess:
                 self._log_path.unlink()
             self._log_path = None
         return code
+
+    def _ask_to_quit(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM on POSIX. Windows has no SIGTERM (`terminate()` is TerminateProcess: exit code 1, no clean-up),
+        so there the fake is asked over HTTP, and only terminated if it does not answer."""
+        if os.name == "nt":
+            try:
+                status, _ = self.request("POST", "/_fake/quit", timeout=2.0)
+            except OSError:
+                status = 0
+            if status == 200:
+                return
+        proc.terminate()
 
     def kill(self) -> None:
         """SIGKILL this child (by its pid, only while it has not been reaped) and reap it."""

@@ -9,7 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .hub import Hub
+from tests.fake_comfyui.hub import Hub
 
 MAXIMUM_HISTORY_SIZE = 10000
 

@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
-from .folders import Folders, check_model_file
+from tests.fake_comfyui.folders import Folders, check_model_file
 
 PREVIEW_MAX = 512
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from .control import Faults, Stats
-from .executor import Executor
-from .files_api import FilesApi
-from .folders import Folders
-from .hub import Hub
-from .nodes import object_info
-from .prompt_queue import PromptQueue
-from .validation import validate_prompt
+from tests.fake_comfyui.control import Faults, Stats
+from tests.fake_comfyui.executor import Executor
+from tests.fake_comfyui.files_api import FilesApi
+from tests.fake_comfyui.folders import Folders
+from tests.fake_comfyui.hub import Hub
+from tests.fake_comfyui.nodes import object_info
+from tests.fake_comfyui.prompt_queue import PromptQueue
+from tests.fake_comfyui.validation import validate_prompt
 
 log = logging.getLogger("fake_comfyui")
 MAX_UPLOAD_SIZE = 104857600
@@ -49,6 +49,8 @@ class FakeComfyUI:
         self.executor = Executor(folders, self.hub, self.queue, faults, self.stats)
         self.files = FilesApi(folders, self.stats)
         self.number = 0
+        #: Set by SIGTERM/SIGINT, or by `POST /_fake/quit` where there are no such signals (Windows).
+        self.quit = asyncio.Event()
 
     def make_app(self) -> web.Application:
         """The aiohttp application with every route under `/` and `/api`."""
@@ -75,6 +77,7 @@ class FakeComfyUI:
             app.router.add_route(method, "/api" + path, handler)
         app.router.add_post("/_fake/control", self.fake_control)
         app.router.add_get("/_fake/stats", self.fake_stats)
+        app.router.add_post("/_fake/quit", self.fake_quit)
         return app
 
     @web.middleware
@@ -252,9 +255,17 @@ class FakeComfyUI:
             for name in ("step_time", "load_time", "slow_seconds"):
                 if name in body:
                     setattr(self.faults, name, max(0.0, float(body[name])))
+            if "model_step_times" in body:
+                self.faults.model_step_times = {str(k): max(0.0, float(v))
+                                                for k, v in dict(body["model_step_times"]).items()}
         except (ValueError, TypeError, AttributeError) as ex:
             return web.json_response({"error": str(ex)}, status=400)
         return web.json_response(self.faults.as_json())
+
+    async def fake_quit(self, request: web.Request) -> web.Response:
+        """`POST /_fake/quit`: stop cleanly (exit code 0), as SIGTERM does on POSIX."""
+        self.quit.set()
+        return web.json_response({"quitting": True})
 
     async def fake_stats(self, request: web.Request) -> web.Response:
         """`GET /_fake/stats`: counters plus current settings."""

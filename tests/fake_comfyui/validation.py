@@ -7,8 +7,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .folders import Folders
-from .nodes import NODES, Files, choices
+from tests.fake_comfyui.folders import Folders
+from tests.fake_comfyui.nodes import NODES, Files, choices
 
 Reason = dict[str, Any]
 Validated = dict[str, tuple[bool, list[Reason], str]]

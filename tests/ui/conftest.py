@@ -6,18 +6,27 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import asyncio
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import qasync
 from PIL import Image
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
 
+from comfystudio_desktop.home import Home
+from comfystudio_desktop.settings import Settings, save_settings
 from comfystudio_desktop.ui.background_tasks import background_pool
+from tests.fake_comfyui.process import FakeComfyProcess
+from tests.ui.window_session import Session
 
 _HERE = Path(__file__).resolve().parent
-# What the offscreen platform says about features it lacks (e.g. when a completer popup opens).
-_PLATFORM_NOISE = (r"^This plugin does not support",)
+# What the offscreen platform says about features it lacks (e.g. when a completer popup opens; on Windows, when
+# QWizard's Aero style asks for the native window the offscreen platform does not make).
+_PLATFORM_NOISE = (r"^This plugin does not support", r"^Failed to obtain HWND for wizard\.$")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,3 +62,44 @@ def png_file(tmp_path: Path) -> Path:
     path = tmp_path / "photo.png"
     path.write_bytes(_encode())
     return path
+
+
+@pytest.fixture
+def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    """The qasync loop as the app uses it, in the mode where Qt's event processing runs it: so whatever
+    processes Qt events in a test (qtbot.waitUntil, pytest-qt itself) also runs asyncio tasks."""
+    event_loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(event_loop)
+    yield event_loop
+    # stop() would call QApplication.exit(), which outside exec() leaves Qt's quit flag set so that every later
+    # QEventLoop.exec() (pytest-qt's waits) returns at once. There is no exec() to leave: just mark it stopped.
+    event_loop._QEventLoop__is_running = False
+    # What run_forever() does when it returns, and aboutToQuit in this mode: on Windows it stops the thread that
+    # polls the IOCP proactor, which must not be polling while close() closes the proactor under it.
+    event_loop._after_run_forever()
+    event_loop.close()  # also joins the loop's executor threads
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeComfyProcess]:
+    """A fake ComfyUI on loopback (fast steps)."""
+    with FakeComfyProcess(output_dir=tmp_path / "comfy-out", step_time=0.01) as proc:
+        yield proc
+
+
+@pytest.fixture
+def settings(home: Home, fake: FakeComfyProcess) -> Settings:
+    """Settings that point at the fake ComfyUI, saved in the home."""
+    settings = Settings(comfy_url=fake.url, lease_seconds=5.0, notifications=True)
+    save_settings(home.config_file, settings)
+    return settings
+
+
+@pytest.fixture
+def session(qtbot: QtBot, loop: qasync.QEventLoop, home: Home, settings: Settings) -> Iterator[Session]:
+    """The whole window on the fake ComfyUI and the home's real embedded Redis, closed afterwards."""
+    started = Session(qtbot, loop, home, settings)
+    yield started
+    started.close()

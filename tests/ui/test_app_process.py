@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis
 from comfystudio_desktop.settings import Settings, save_settings
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 from tests.conftest import REPO_ROOT
 from tests.fake_comfyui.process import free_port
 from tests.helpers import wait_until

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from comfystudio_desktop.ui.jobs_model import (
     JobsFilterProxy,
     JobsTableModel,
     ProgressRole,
+    ReasonRole,
     RecordRole,
     StatusRole,
     ThumbnailRole,
@@ -58,12 +60,13 @@ class ChangeRecorder:
 
 
 @pytest.fixture
-def model(qtbot: QtBot) -> JobsTableModel:
+def model(qtbot: QtBot) -> Iterator[JobsTableModel]:
     jobs = JobsTableModel(flush_interval_ms=50)
     for n, status in enumerate([JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.FINISHED, JobStatus.FAILED]):
         jobs.upsert_record(record(job_id(n), status, prompt=f"prompt {n}", error="boom" if n == 3 else "",
                                   node_errors="KSampler: bad cfg" if n == 3 else ""))
-    return jobs
+    yield jobs
+    jobs.flush()  # send a change still being coalesced now, rather than leave its timer pending after the test
 
 
 def test_model_passes_qtmodeltester(qtmodeltester: ModelTester, model: JobsTableModel) -> None:
@@ -85,7 +88,9 @@ def test_roles_and_columns(model: JobsTableModel) -> None:
     assert isinstance(failed.data(RecordRole), JobRecord)
     error = model.index(3, Column.ERROR)
     assert error.data() == "boom"
-    assert error.data(Qt.ItemDataRole.ToolTipRole) == "boom\n\nKSampler: bad cfg"
+    assert error.data(Qt.ItemDataRole.ToolTipRole) == "Error\nboom\n\nNode errors\nKSampler: bad cfg"
+    assert model.index(3, Column.PROMPT).data(ReasonRole) == "boom"  # drawn under the prompt of a failed row
+    assert model.index(2, Column.PROMPT).data(ReasonRole) == ""
     assert model.index(0, Column.PROMPT).data() == "prompt 0"
     assert model.index(0, Column.MODEL).data() == "juggernaut.safetensors"
     assert model.index(0, Column.SEED).data() == "7"
@@ -141,6 +146,15 @@ def test_late_and_stale_events_are_ignored(model: JobsTableModel) -> None:
     model.upsert_record(record(job_id(0), JobStatus.QUEUED))  # an older snapshot from the queue
     assert model.record(job_id(1)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
     assert model.record(job_id(0)).status is JobStatus.PROCESSING  # type: ignore[union-attr]
+
+
+def test_an_ending_stamped_before_the_last_progress_still_ends_the_job(model: JobsTableModel) -> None:
+    # A cancel stamped by the window just before a worker's progress call can reach the stream just after it.
+    model.apply_event(JobEvent(job_id(0), JobStatus.PROCESSING, 30, updated_at=at(31)))
+    model.apply_event(JobEvent(job_id(0), JobStatus.CANCELLED, 30, updated_at=at(30), message="cancelling"))
+    assert model.record(job_id(0)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
+    model.apply_event(JobEvent(job_id(0), JobStatus.PROCESSING, 40, updated_at=at(32)))  # the worker's last gasp
+    assert model.record(job_id(0)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
 
 
 def test_event_for_an_unknown_job_adds_a_row(qtbot: QtBot, model: JobsTableModel) -> None:
@@ -209,7 +223,8 @@ def test_missing_output_gives_no_thumbnail_and_no_retry_storm(qtbot: QtBot, tmp_
 def test_preview_frames_show_while_running(model: JobsTableModel) -> None:
     frame = io.BytesIO()
     Image.new("RGB", (256, 128), "purple").save(frame, "JPEG")
-    model.apply_event(JobEvent(job_id(1), JobStatus.PROCESSING, 50, updated_at=at(3), preview=frame.getvalue()))
+    model.apply_event(JobEvent(job_id(1), JobStatus.PROCESSING, 50, updated_at=at(3)))
+    model.set_preview(job_id(1), frame.getvalue())
     image = model.index(model.row_of(job_id(1)), Column.THUMBNAIL).data(ThumbnailRole)
     assert isinstance(image, QImage)
     assert image.width() == 64
@@ -237,7 +252,8 @@ def test_filter_proxy_by_status_and_text(qtmodeltester: ModelTester, model: Jobs
 def test_delegate_paints_every_column(qtbot: QtBot, model: JobsTableModel) -> None:
     frame = io.BytesIO()
     Image.new("RGB", (64, 64), "green").save(frame, "PNG")
-    model.apply_event(JobEvent(job_id(1), JobStatus.PROCESSING, 45, updated_at=at(3), preview=frame.getvalue()))
+    model.apply_event(JobEvent(job_id(1), JobStatus.PROCESSING, 45, updated_at=at(3)))
+    model.set_preview(job_id(1), frame.getvalue())
     view = QTableView()
     qtbot.addWidget(view)
     view.setModel(model)

@@ -3,138 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
 
 import psutil
-import pytest
 import qasync
-from PySide6.QtCore import QCoreApplication, QEvent, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.jobs import JobEvent, JobStatus
-from comfystudio_desktop.settings import Settings, save_settings
-from comfystudio_desktop.ui.app import AppSession
+from comfystudio_desktop.jobs import JobStatus
+from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.ui.jobs_model import Column, ThumbnailRole
+from comfystudio_desktop.ui.model_combo import GroupRole
 from comfystudio_desktop.ui.single_instance import SingleInstance
 from tests.conftest import REPO_ROOT
 from tests.fake_comfyui.process import FakeComfyProcess
-
-CHECKPOINT = "tiny/sd15-random.safetensors"
-T = TypeVar("T")
-
-
-@pytest.fixture
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """The qasync loop as the app uses it, in the mode where Qt's event processing runs it: so whatever
-    processes Qt events in a test (qtbot.waitUntil, pytest-qt itself) also runs asyncio tasks."""
-    event_loop = qasync.QEventLoop(qapp, already_running=True)
-    asyncio.set_event_loop(event_loop)
-    yield event_loop
-    # stop() would call QApplication.exit(), which outside exec() leaves Qt's quit flag set so that every later
-    # QEventLoop.exec() (pytest-qt's waits) returns at once. There is no exec() to leave: just mark it stopped.
-    event_loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
-    event_loop.close()  # also joins the loop's executor threads
-    asyncio.events._set_running_loop(None)
-    asyncio.set_event_loop(None)
-
-
-def run_until(qtbot: QtBot, condition: Callable[[], object], timeout: float = 30.0, message: str = "") -> None:
-    """Process Qt events (and with them the asyncio loop) until `condition()` holds."""
-    try:
-        qtbot.waitUntil(lambda: bool(condition()), timeout=int(timeout * 1000))
-    except qtbot.TimeoutError as exc:
-        raise AssertionError(f"timed out after {timeout} s waiting for {message or 'condition'}") from exc
-
-
-def run_coro(qtbot: QtBot, loop: qasync.QEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-    """Run a coroutine on the loop and wait for its result."""
-    task = loop.create_task(coro)
-    run_until(qtbot, task.done, timeout, f"{coro!r}")
-    return task.result()
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeComfyProcess]:
-    with FakeComfyProcess(output_dir=tmp_path / "comfy-out", step_time=0.01) as proc:
-        yield proc
-
-
-@pytest.fixture
-def settings(home: Home, fake: FakeComfyProcess) -> Settings:
-    settings = Settings(comfy_url=fake.url, lease_seconds=5.0, notifications=True)
-    save_settings(home.config_file, settings)
-    return settings
-
-
-class Session:
-    """An AppSession started on the loop, with every job event it shows recorded."""
-
-    def __init__(self, qtbot: QtBot, loop: qasync.QEventLoop, home: Home, settings: Settings) -> None:
-        self.qtbot = qtbot
-        self.loop = loop
-        self.app = AppSession(home, settings)
-        self.events: list[JobEvent] = []
-        self.app.controller.job_event.connect(self.events.append)
-        run_coro(qtbot, loop, self.app.start())
-        self.window = self.app.window
-        self.model = self.window.model
-        self.closed = False
-
-    def statuses(self, job_id: str) -> list[JobStatus]:
-        seen: list[JobStatus] = []
-        for event in self.events:
-            if event.job_id == job_id and event.preview is None and (not seen or seen[-1] != event.status):
-                seen.append(event.status)
-        return seen
-
-    def status(self, job_id: str) -> JobStatus | None:
-        record = self.model.record(job_id)
-        return record.status if record is not None else None
-
-    def close(self) -> None:
-        self.shutdown()
-        self.dispose()
-
-    def shutdown(self) -> None:
-        if not self.closed:
-            self.closed = True
-            run_coro(self.qtbot, self.loop, self.app.shutdown())
-
-    def dispose(self) -> None:
-        # Free the window's Qt objects here, on the GUI thread: a garbage collection that happens to run on a
-        # worker thread later must not be the one that destroys them.
-        for obj in (self.window, self.app.tray, self.app.tray.menu, self.app.controller):
-            obj.deleteLater()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        gc.collect()
-
-
-@pytest.fixture
-def session(qtbot: QtBot, loop: qasync.QEventLoop, home: Home, settings: Settings) -> Iterator[Session]:
-    started = Session(qtbot, loop, home, settings)
-    yield started
-    started.close()
-
-
-def _generate(session: Session, qtbot: QtBot, prompt: str) -> str:
-    panel = session.window.prompt_panel
-    run_until(qtbot, lambda: CHECKPOINT in panel.model_combo.models(), message="the model list from ComfyUI")
-    assert panel.model_combo.set_current_model(CHECKPOINT)
-    panel.prompt_edit.setPlainText("")
-    qtbot.keyClicks(panel.prompt_edit, prompt)
-    before = set(session.model.job_ids())
-    qtbot.keyClick(panel.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    run_until(qtbot, lambda: set(session.model.job_ids()) - before, message="the new row")
-    (job_id,) = set(session.model.job_ids()) - before
-    return job_id
+from tests.ui.window_session import CHECKPOINT, Session, generate, run_coro, run_until
 
 
 def test_model_combo_is_grouped(session: Session, qtbot: QtBot) -> None:
@@ -145,13 +31,20 @@ def test_model_combo_is_grouped(session: Session, qtbot: QtBot) -> None:
     headers = [combo.itemText(i) for i in range(combo.count())
                if not items.flags(items.index(i, 0)) & Qt.ItemFlag.ItemIsEnabled]
     assert headers == ["UNET", "Checkpoints"]
-    groups = {combo.itemData(i, Qt.ItemDataRole.UserRole + 2) for i in range(combo.count())}
+    # Every model entry carries the group of the header above it.
+    header = ""
+    grouped: list[tuple[object, str]] = []
+    for i in range(combo.count()):
+        if items.flags(items.index(i, 0)) & Qt.ItemFlag.ItemIsEnabled:
+            grouped.append((combo.itemData(i, GroupRole), header))
+        else:
+            header = combo.itemText(i)
+    assert grouped and all(group == want for group, want in grouped), grouped
     assert combo.set_current_model(CHECKPOINT) and combo.current_group() == "Checkpoints"
-    assert groups  # every entry carries its group
 
 
 def test_ctrl_enter_runs_a_job_to_finished_with_thumbnail(session: Session, qtbot: QtBot, home: Home) -> None:
-    job_id = _generate(session, qtbot, "a lighthouse at dusk")
+    job_id = generate(session, qtbot, "a lighthouse at dusk")
     run_until(qtbot, lambda: session.status(job_id) is JobStatus.FINISHED, message="job finished")
     assert session.statuses(job_id)[:1] in ([JobStatus.QUEUED], [JobStatus.PROCESSING])
     assert session.statuses(job_id)[-2:] == [JobStatus.PROCESSING, JobStatus.FINISHED]
@@ -160,12 +53,13 @@ def test_ctrl_enter_runs_a_job_to_finished_with_thumbnail(session: Session, qtbo
     run_until(qtbot, lambda: session.model.index(row, Column.THUMBNAIL).data(ThumbnailRole) is not None,
               message="thumbnail loaded")
     assert not session.model.index(row, Column.THUMBNAIL).data(ThumbnailRole).isNull()
-    assert "0 running" in session.window.counts_label.text() or "running" in session.window.counts_label.text()
+    counts = session.window.status_strip.counts_label
+    run_until(qtbot, lambda: counts.text() == "0 queued · 0 running", message="the counts after the last change")
 
 
 def test_cancel_and_retry_from_the_context_menu(session: Session, qtbot: QtBot, fake: FakeComfyProcess) -> None:
     fake.control(step_time=0.3)
-    job_id = _generate(session, qtbot, "slow enough to cancel")
+    job_id = generate(session, qtbot, "slow enough to cancel")
     run_until(qtbot, lambda: session.status(job_id) is JobStatus.PROCESSING, message="job running")
     view = session.window.jobs_view
     assert view.select_job(job_id)
@@ -198,7 +92,7 @@ def test_job_submitted_from_the_cli_appears_by_push(session: Session, home: Home
 
 def test_restart_restores_rows(loop: qasync.QEventLoop, home: Home, settings: Settings, qtbot: QtBot) -> None:
     first = Session(qtbot, loop, home, settings)
-    job_id = _generate(first, qtbot, "remember me")
+    job_id = generate(first, qtbot, "remember me")
     run_until(qtbot, lambda: first.status(job_id) is JobStatus.FINISHED, message="job finished")
     first.close()
     second = Session(qtbot, loop, home, settings)
@@ -214,11 +108,14 @@ def test_tray_menu_pauses_and_quits(session: Session, qtbot: QtBot) -> None:
     tray = session.app.tray
     worker = session.app.controller.worker
     assert worker is not None
+    def paused() -> bool:  # read anew each time (a plain attribute read would be narrowed by the type checker)
+        return worker.consumer.paused
+
     tray.pause_action.trigger()
-    assert worker.consumer.paused and session.window.pause_action.isChecked()
-    assert session.window.worker_label.text() == "Worker: paused"
+    assert paused() and session.window.pause_action.isChecked()
+    assert session.window.status_strip.worker_label.text() == "Worker: paused"
     tray.pause_action.trigger()
-    assert not worker.consumer.paused and session.window.worker_label.text() == "Worker: running"
+    assert not paused() and session.window.status_strip.worker_label.text() == "Worker: running"
     assert "queued" in tray.tooltip
     tray.quit_action.trigger()
     assert session.app._quit.done()
@@ -282,5 +179,6 @@ def test_about_names_the_version_and_the_data_folder(session: Session, home: Hom
     from comfystudio_desktop import __version__
 
     text = session.window.about_text()
-    assert __version__ in text and str(home.root) in text and "embedded=True" in text
+    assert __version__ in text and str(home.root) in text and "embedded Redis" in text
+    assert "RedisEndpoint(" not in text
     session.window.about_action.trigger()  # opens (non-modal) without error

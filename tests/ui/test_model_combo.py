@@ -117,7 +117,9 @@ def test_typing_filters_and_enter_selects(qtbot: QtBot) -> None:
     line.selectAll()
     qtbot.keyClicks(line, "dream")
     completer = combo.completer()
+    assert completer is not None
     popup = completer.popup()
+    assert popup is not None
     qtbot.waitUntil(popup.isVisible)
     assert completer.completionCount() == 2  # headers are never offered
     with qtbot.waitSignal(combo.model_changed) as blocker:

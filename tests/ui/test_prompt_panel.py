@@ -12,11 +12,12 @@ from pytestqt.qtbot import QtBot
 from comfystudio_desktop.jobs import SEED_MAX, Job
 from comfystudio_desktop.ui.advanced_section import DEFAULT_TEXT
 from comfystudio_desktop.ui.prompt_panel import PromptPanel
+from comfystudio_desktop.ui.workflow_choices import WorkflowInfo
 
 WORKFLOWS = [
-    {"name": "text_to_image", "title": "Text to image", "image_slots": []},
-    {"name": "image_to_image", "title": "Image to image", "image_slots": ["input"]},
-    {"name": "face_swap", "title": "Face swap", "image_slots": ["source", "target"]},
+    WorkflowInfo("text_to_image", "Text to image"),
+    WorkflowInfo("image_to_image", "Image to image", ("input",)),
+    WorkflowInfo("face_swap", "Face swap", ("source", "target")),
 ]
 MODELS = {"UNET": ["flux/flux1-dev.safetensors"], "Checkpoints": ["sdxl/juggernaut.safetensors"]}
 
@@ -187,6 +188,10 @@ def test_load_job_with_unknown_model_and_workflow_says_so(panel: PromptPanel) ->
 def test_tab_order_follows_the_form(qtbot: QtBot, panel: PromptPanel) -> None:
     focus(qtbot, panel, panel.prompt_edit)
     qtbot.keyClick(panel.prompt_edit, Qt.Key.Key_Tab)
+    assert panel.batch_row.per_line_check.hasFocus()  # the Jobs row: how many jobs the prompt box makes
+    qtbot.keyClick(panel.batch_row.per_line_check, Qt.Key.Key_Tab)
+    assert panel.batch_row.seeds_spin.hasFocus()
+    qtbot.keyClick(panel.batch_row.seeds_spin, Qt.Key.Key_Tab)
     assert panel.negative_edit.hasFocus()
     qtbot.keyClick(panel.negative_edit, Qt.Key.Key_Tab)
     assert panel.aspect_combo.hasFocus()

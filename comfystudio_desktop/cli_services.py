@@ -26,11 +26,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_health_check, comfy_pidfile
 from comfystudio_desktop.supervise.pidfile import is_ours, read_pidfile
 from comfystudio_desktop.supervise.process_log import ProcessLog
+from comfystudio_desktop.supervise.redis_server import USER_STOP_MESSAGE, EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.supervise.redis_service import REDIS_SERVICE, diagnose_redis_exit
 from comfystudio_desktop.supervise.service_state import describe_duration
 from comfystudio_desktop.supervise.services import external_redis_check
@@ -113,9 +113,10 @@ def comfy_report(home: Home, settings: Settings, *, timeout_s: float = 3.0) -> S
         return ServiceReport(COMFY_SERVICE, Reach.EXTERNAL if ok else Reach.UNREACHABLE,
                              address=_without_credentials(settings.comfy_url))
     record = read_pidfile(comfy_pidfile(home.run))
-    if record is None or not is_ours(record) or "port" not in record.extra:
+    port = record.extra.get("port") if record is not None else None
+    if record is None or type(port) is not int or not 0 < port < 65536 or not is_ours(record):  # outside data
         return ServiceReport(COMFY_SERVICE, Reach.STOPPED)
-    url = f"http://127.0.0.1:{int(record.extra['port'])}"
+    url = f"http://127.0.0.1:{port}"
     ok = comfy_health_check(url, timeout_s=timeout_s)()
     return ServiceReport(COMFY_SERVICE, Reach.RUNNING if ok else Reach.UNREACHABLE, pid=record.pid, address=url,
                          uptime_s=max(0.0, time.time() - record.create_time),
@@ -145,7 +146,9 @@ def _ping(endpoint: RedisEndpoint, timeout_s: float) -> bool:
 
 
 def _stopped_reason(server: EmbeddedRedis) -> str:
-    """Why the server is not running, when its last run said so (a damaged AOF); else ""."""
+    """Why the server is not running: stopped by the user, or its last run said why (a damaged AOF); else ""."""
+    if server.stopped_by_user():
+        return USER_STOP_MESSAGE
     log = ProcessLog(server.server_log, child_writes=True)
     try:
         diagnosis = diagnose_redis_exit(log.tail())

@@ -1,0 +1,1 @@
+"""Where a finished job's images live, and getting them onto this machine (Qt-free)."""
