@@ -7,6 +7,7 @@ starts each variant `--runs` times, alternating, each with a fresh temporary hom
 
 - window mode (when `comfystudio_desktop.ui.app` exists): `--home TMP --exit-when-ready`; "ready" is the moment
   the app prints `ready in ...` (window shown, its own Redis started, queue open), measured from the spawn;
+  "painted" is when it prints `painted in ...` (the window's first paint done: what a double-click waits for);
   "exit" is when the process has shut down again (Redis stopped);
 - self-test mode (the fallback while the window is not written yet): the whole `self-test` run.
 
@@ -32,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from comfystudio_desktop.home import Home
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE_NAME = "comfystudio-cli.exe" if sys.platform == "win32" else "ComfyStudio"
@@ -45,6 +46,7 @@ class Samples:
 
     label: str
     ready: list[float] = field(default_factory=list)
+    painted: list[float] = field(default_factory=list)  # double-click -> window painted
     total: list[float] = field(default_factory=list)
     hung: int = 0
 
@@ -63,8 +65,20 @@ def folder_size(folder: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), len(files)
 
 
-def time_run(command: list[str], ready_marker: str | None) -> tuple[float | None, float | None]:
-    """Spawn `command`; return (seconds until a line starts with `ready_marker`, seconds until exit).
+PAINTED_MARKER = "painted in "  # printed with --exit-when-ready once the window's first paint is done
+
+
+@dataclass
+class Run:
+    """Seconds from the spawn of one run to its ready line, its painted line and its exit (None: not seen)."""
+
+    ready: float | None = None
+    painted: float | None = None
+    total: float | None = None
+
+
+def time_run(command: list[str], ready_marker: str | None) -> Run:
+    """Spawn `command`; time the first line starting with `ready_marker`, the painted line and the exit.
 
     The exit time is None when the process was still running after RUN_TIMEOUT_S (it is killed then).
     """
@@ -80,23 +94,25 @@ def time_run(command: list[str], ready_marker: str | None) -> tuple[float | None
 
     watchdog = threading.Timer(RUN_TIMEOUT_S, kill)
     watchdog.start()
-    ready: float | None = None
+    run = Run()
     lines: list[str] = []
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if ready is None and ready_marker and line.startswith(ready_marker):
-                ready = time.perf_counter() - start
+            if run.painted is None and line.startswith(PAINTED_MARKER):
+                run.painted = time.perf_counter() - start
+            if run.ready is None and ready_marker and line.startswith(ready_marker):
+                run.ready = time.perf_counter() - start
         code = proc.wait()
     finally:
         watchdog.cancel()
-    total = time.perf_counter() - start
     if timed_out.is_set():
-        return ready, None
+        return run
     if code != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {code}:\n{''.join(lines[-20:])}")
-    return ready, total
+    run.total = time.perf_counter() - start
+    return run
 
 
 def run_variant(samples: Samples, base: list[str], mode: str) -> None:
@@ -104,16 +120,18 @@ def run_variant(samples: Samples, base: list[str], mode: str) -> None:
     home = Path(tempfile.mkdtemp(prefix="comfystudio-bench-"))
     try:
         if mode == "window":
-            ready, total = time_run([*base, "--home", str(home), "--exit-when-ready"], "ready in ")
-            if ready is None:
+            run = time_run([*base, "--home", str(home), "--exit-when-ready"], "ready in ")
+            if run.ready is None:
                 raise RuntimeError("the app never printed 'ready in'")
-            samples.ready.append(ready)
+            samples.ready.append(run.ready)
+            if run.painted is not None:  # builds from before the marker existed do not print it
+                samples.painted.append(run.painted)
         else:
-            _, total = time_run([*base, "--home", str(home), "self-test"], None)
-        if total is None:
+            run = time_run([*base, "--home", str(home), "self-test"], None)
+        if run.total is None:
             samples.hung += 1
         else:
-            samples.total.append(total)
+            samples.total.append(run.total)
     finally:
         EmbeddedRedis(Home(home)).stop()  # normally the app stopped it already
         shutil.rmtree(home, ignore_errors=True)
@@ -165,6 +183,7 @@ def main() -> int:
     print(f"  folder size           {size / 1e6:.1f} MB in {count} files ({folder})")
     for samples in (frozen, source):
         if mode == "window":
+            print(f"  {samples.label:<6} to painted     {describe(samples.painted)}")
             print(f"  {samples.label:<6} to ready       {describe(samples.ready)}")
             print(f"  {samples.label:<6} to exit        {describe(samples.total)}")
         else:

@@ -80,8 +80,8 @@ from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job, JobEvent, JobStatus
 from comfystudio_desktop.queue.connection import ResilientRedis
 from comfystudio_desktop.queue.job_queue import EVENTS_KEY, JobQueue
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.settings import Settings
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.worker.consumer import Consumer
 from comfystudio_desktop.worker.job_inputs import build_graph, choose_template
 from tests.fake_comfyui.process import HOST, REPO_ROOT, FakeComfyProcess

@@ -21,7 +21,7 @@ from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job
 from comfystudio_desktop.queue.connection import ResilientRedis
 from comfystudio_desktop.queue.job_queue import JobQueue
-from comfystudio_desktop.queue.redis_server import EmbeddedRedis
+from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 
 
 def run_job_queue(queue: JobQueue, jobs: list[Job]) -> float:
