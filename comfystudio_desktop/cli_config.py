@@ -76,7 +76,10 @@ def _set(home: Home, key: str, text: str) -> int:
         updated = Settings.from_dict({**raw, key: list(value) if isinstance(value, tuple) else value})
     else:
         updated = parse_setting(key, text, current)
-    save_settings(home.config_file, updated)
+    try:
+        save_settings(home.config_file, updated)
+    except OSError as exc:  # e.g. read-only, or on Windows held open by another program for longer than we wait
+        raise SettingsError("(file)", f"cannot save {home.config_file}: {exc.strerror or exc}") from exc
     note = " (takes effect when the window or worker restarts)" if key in RESTART_FIELDS else ""
     print(f"{key} = {format_setting(updated, key)}{note}")
     return 0

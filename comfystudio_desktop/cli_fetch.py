@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from comfystudio_desktop.cli_args import CommandFailed, shown
+from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.jobs import JobRecord, JobStatus
 from comfystudio_desktop.outputs.fetch import OutputFetcher, Unavailable
 from comfystudio_desktop.queue.history import History
@@ -80,7 +81,7 @@ def _copy(source: Path, folder: Path) -> Path:
     tmp = folder / f".{source.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        replace_file(tmp, target)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise

@@ -26,6 +26,7 @@ from comfystudio_desktop.backend_settings import (
     backends_to_json,
     legacy_backend,
 )
+from comfystudio_desktop.file_replace import replace_file
 
 __all__ = [
     "RESTART_FIELDS",
@@ -456,7 +457,11 @@ def save_settings(path: Path, settings: Settings) -> None:
         json.dump(settings.to_dict(), fh, indent=2)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        replace_file(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def default_factory_fields() -> dict[str, Any]:

@@ -23,6 +23,8 @@ SETTINGS_POLL_S = 1.0
 
 log = logging.getLogger(__name__)
 
+_UNREAD = (-1, -1)  # a stamp no file has: the next poll reads again
+
 
 @dataclass(frozen=True, slots=True)
 class SettingsChange:
@@ -66,6 +68,10 @@ class SettingsWatch:
             return None
         self._stamp = stamp
         digest = self._hash()
+        if digest is None and stamp is not None:
+            # There but unreadable for now (on Windows: being replaced by a writer): look again at the next poll.
+            self._stamp = _UNREAD
+            return None
         if digest in (self._digest, self._bad_digest):
             return None
         try:

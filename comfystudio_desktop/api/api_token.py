@@ -10,6 +10,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.home import Home
 
 __all__ = ["TOKEN_FILE", "load_or_create_token", "token_matches"]
@@ -37,7 +38,7 @@ def load_or_create_token(home: Home) -> str:
         fh.write(token + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_file(tmp, path)
     log.info("API token written to %r", str(path))
     return token
 

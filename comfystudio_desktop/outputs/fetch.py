@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import requests
 
 from comfystudio_desktop.comfy.comfy_client import is_loopback_host
+from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import JobRecord, JobStatus
 from comfystudio_desktop.outputs.host_identity import host_id
@@ -180,7 +181,7 @@ def _write(target: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        replace_file(tmp, target)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise

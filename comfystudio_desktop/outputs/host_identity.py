@@ -17,6 +17,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from comfystudio_desktop.file_replace import replace_file
 
 __all__ = ["host_id", "host_name"]
 
@@ -57,7 +58,7 @@ def _own_id(home_root: Path) -> str:
     tmp = path.with_name(f".host_id.{os.getpid()}.tmp")
     try:
         tmp.write_text(made, encoding="ascii")
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except OSError as exc:
         log.warning("Host id not kept in %r (%s)", str(path), exc)
     return made

@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from comfystudio_desktop.file_replace import replace_file
 
 __all__ = [
     "Identity",
@@ -72,7 +73,7 @@ def write_pidfile(path: Path, record: PidRecord) -> None:
             json.dump(asdict(record), fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

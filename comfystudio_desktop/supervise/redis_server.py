@@ -25,6 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.queue.redis_endpoint import (
     USER_STOP_MARKER,
@@ -96,7 +97,7 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_file(tmp, path)
     if os.name == "posix":
         path.chmod(0o600)
 

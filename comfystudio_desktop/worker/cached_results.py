@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job
 from comfystudio_desktop.queue.result_cache import CachedResult, cache_key, file_digest
@@ -55,7 +56,7 @@ def reuse_outputs(hit: CachedResult, job_id: str, home: Home) -> tuple[str, ...]
         tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
         try:
             shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+            replace_file(tmp, target)
         except OSError as exc:  # gone between the check and the copy, or the disk is full: run it instead
             log.warning("Cached output %r not copied (%s); running job %r", source.name, exc, job_id)
             tmp.unlink(missing_ok=True)

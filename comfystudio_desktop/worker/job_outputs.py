@@ -11,6 +11,7 @@ from PIL import Image
 
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
 from comfystudio_desktop.comfy.comfy_events import OutputImage
+from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.outputs.host_identity import host_id, host_name
 from comfystudio_desktop.outputs.location import OutputFile, OutputLocation
@@ -44,7 +45,7 @@ def store_outputs(job_id: str, images: Sequence[OutputImage], client: ComfyClien
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        replace_file(tmp, target)
     log.info("Job %r: %d output image(s) stored as %r", job_id, len(names), names)
     return names
 
