@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import struct
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -311,3 +313,24 @@ def test_a_local_comfy_is_reached_past_the_users_proxy(server: WsScript, monkeyp
         monkeypatch.delenv(name, raising=False)
     stream = streams(server.url())
     _ready(stream, server)
+
+
+def test_a_socket_closed_by_comfyui_is_closed_by_us_too(server: WsScript,
+                                                         streams: Callable[..., ComfyEventStream]) -> None:
+    """After ComfyUI's close frame the old socket is closed, not left for the garbage collector to find.
+
+    websocket-client answers a close frame itself and then treats its `close()` as done, socket still open; each
+    such reconnect leaked one socket (closed later by the collector, with a ResourceWarning).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        stream = streams(server.url())
+        _ready(stream, server)
+        for count in (2, 3):
+            server.close_socket()
+            _collect(stream, lambda e: e.kind is EventKind.RECONNECTED)
+            server.wait_connections(count)
+        assert stream.close(timeout=5)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    assert leaks == []

@@ -265,6 +265,10 @@ class ComfyEventStream:
                 self._ws = None
         with contextlib.suppress(websocket.WebSocketException, OSError):
             ws.close(timeout=0.5)
+        # After ComfyUI's close frame websocket-client has answered it and counts the socket as closed, so close()
+        # above returned at once with the socket still open. Closing a closed socket is a no-op.
+        if ws.sock is not None:
+            ws.sock.close()
 
 
 def _direct_options(ws_url: str) -> dict[str, Any]:
