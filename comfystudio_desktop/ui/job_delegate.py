@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 
 from comfystudio_desktop.jobs import JobStatus
 from comfystudio_desktop.ui.job_columns import Column, ProgressRole, ReasonRole, StatusRole, ThumbnailRole
-from comfystudio_desktop.ui.jobs_model import RIGHT_ALIGNED, RetryAttemptRole, retry_text
+from comfystudio_desktop.ui.jobs_model import RIGHT_ALIGNED, RetryAttemptRole
+from comfystudio_desktop.ui.record_changes import retry_text
 from comfystudio_desktop.ui.theme import error_color, status_color
 
 __all__ = ["JobDelegate"]

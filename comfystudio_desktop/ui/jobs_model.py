@@ -1,4 +1,4 @@
-"""`JobsTableModel`: one row per job, updated from `JobEvent`s and `JobRecord`s; `JobsFilterProxy` on top.
+"""`JobsTableModel`: one row per job, updated from `JobEvent`s and `JobRecord`s (`JobsFilterProxy` goes on top).
 
 Updates touch only the cells that changed. Progress arrives far faster than a screen refreshes, so changes
 within a status are collected per row and flushed once a frame (16 ms), the last state of each row winning, as
@@ -28,7 +28,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -54,13 +53,19 @@ from comfystudio_desktop.ui.job_columns import (
     cell_tooltip,
     failure_reason,
 )
+from comfystudio_desktop.ui.record_changes import (
+    changed_columns,
+    merge_event,
+    retried_by_user,
+    retry_attempt,
+    retry_text,
+)
 from comfystudio_desktop.ui.thumbnail_cache import ThumbnailCache
 
 __all__ = [
     "RIGHT_ALIGNED",
     "Column",
     "JobIdRole",
-    "JobsFilterProxy",
     "JobsTableModel",
     "ProgressRole",
     "QueuePositionRole",
@@ -88,11 +93,6 @@ _ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt
                     StatusRole, ProgressRole, RecordRole, ReasonRole, SortRole})
 #: History records read per `fetchMore` (a few screens of rows; one Redis round trip).
 HISTORY_PAGE = 200
-# Fields that change while a job runs and the only columns that show them: an event that changes nothing else
-# needs no comparison of every cell's text.
-_PROGRESS_FIELDS = frozenset({"progress", "updated_at"})
-_MESSAGE_FIELDS = frozenset({"progress", "updated_at", "message"})
-_FIELDS = tuple(JobRecord.__dataclass_fields__)
 _COLUMNS = tuple(Column)
 # The statuses whose Status cell shows the place in the run order, and the start or time left.
 _SHOWS_PLACE = frozenset({JobStatus.QUEUED})
@@ -127,14 +127,7 @@ class _Row:
 
     def retry_attempt(self) -> int | None:
         """The attempt a requeued job waits for, or None (not queued, or never run before)."""
-        record = self.record
-        attempt = record.attempts + 1
-        return attempt if record.status == JobStatus.QUEUED and attempt >= 2 else None
-
-
-def retry_text(attempt: int) -> str:
-    """What a requeued job's row says while it waits to run again."""
-    return f"retrying (attempt {attempt})"
+        return retry_attempt(self.record)
 
 
 class JobsTableModel(QAbstractTableModel):
@@ -371,10 +364,10 @@ class JobsTableModel(QAbstractTableModel):
                 self._update(row, replace(current, job=record.job), immediate=True)
             return
         merged = record if record.job is not None else replace(record, job=current.job)
-        if not _retried_by_user(current, merged):
+        if not retried_by_user(current, merged):
             merged = replace(merged, progress=max(merged.progress, current.progress))
         attempt_before = state.retry_attempt()
-        self._update(row, merged, immediate=True, retry_changed=attempt_before != _attempt_of(merged))
+        self._update(row, merged, immediate=True, retry_changed=attempt_before != retry_attempt(merged))
 
     def upsert_records(self, records: Iterable[JobRecord]) -> None:
         """`upsert_record` for many at once: new jobs are inserted in one block (one re-sort for a proxy)."""
@@ -403,7 +396,7 @@ class JobsTableModel(QAbstractTableModel):
         if row is None:
             record = JobRecord(job_id=event.job_id, status=event.status, progress=event.progress,
                                updated_at=event.updated_at)
-            self._append(_Row(_merge_event(record, event)))
+            self._append(_Row(merge_event(record, event)))
             return
         current = self._rows[row].record
         if current.status.is_terminal and event.status == JobStatus.PROCESSING:
@@ -415,11 +408,11 @@ class JobsTableModel(QAbstractTableModel):
         if not ends_it and event.updated_at and current.updated_at and event.updated_at < current.updated_at:
             log.debug("Job %s: ignoring an out-of-date event", event.job_id)
             return
-        new = _merge_event(current, event)
-        if not _retried_by_user(current, new):
+        new = merge_event(current, event)
+        if not retried_by_user(current, new):
             new = replace(new, progress=max(new.progress, current.progress))
         self._update(row, new, immediate=new.status != current.status,
-                     retry_changed=_attempt_of(current) != _attempt_of(new))
+                     retry_changed=retry_attempt(current) != retry_attempt(new))
 
     def attach_history(self, source: PageSource) -> None:
         """Show `source`'s records (ended jobs, newest first) after the live ones, read a page at a time as the
@@ -518,7 +511,7 @@ class JobsTableModel(QAbstractTableModel):
                 self._joined_fold(new)
             if (batch_id := self.folds.batch_of(new.job_id)) is not None:
                 self._repaint_lead(batch_id)
-        changed = _changed_columns(old, new) | (extra or set())
+        changed = changed_columns(old, new) | (extra or set())
         if retry_changed:
             changed |= _RETRY_COLUMNS
         if not changed:
@@ -619,116 +612,3 @@ class JobsTableModel(QAbstractTableModel):
 
     def _on_flush_timer_timeout(self) -> None:
         self.flush()
-
-
-def _merge_event(record: JobRecord, event: JobEvent) -> JobRecord:
-    """`record` updated by `event`: status, progress and texts from the event; times stamped on transitions."""
-    status = event.status
-    same = status == record.status
-    started = record.started_at or (event.updated_at if status == JobStatus.PROCESSING else "")
-    finished = record.finished_at or (event.updated_at if status.is_terminal else "")
-    if status == JobStatus.QUEUED:  # queued again (retry, recovery): the previous attempt's times no longer apply
-        started = finished = ""
-    return replace(
-        record, status=status, progress=event.progress, updated_at=event.updated_at or record.updated_at,
-        message=event.message, image_url=event.image_url or record.image_url,
-        error=event.error or (record.error if same else ""),
-        node_errors=event.node_errors or (record.node_errors if same else ""),
-        seed_used=event.seed_used if event.seed_used is not None else record.seed_used,
-        attempts=event.attempts, started_at=started, finished_at=finished)
-
-
-def _retried_by_user(current: JobRecord, new: JobRecord) -> bool:
-    """A retry by the user starts a new attempt sequence (progress and attempts from zero).
-
-    Only a retry brings a failed or cancelled job back, and only a retry lowers the queue's attempt count.
-    """
-    return (current.status in (JobStatus.FAILED, JobStatus.CANCELLED) and not new.status.is_terminal) \
-        or new.attempts < current.attempts
-
-
-def _attempt_of(record: JobRecord) -> int | None:
-    return _Row(record).retry_attempt()
-
-
-def _changed_columns(old: JobRecord, new: JobRecord) -> set[Column]:
-    """The columns whose cells differ between `old` and `new`."""
-    fields = {name for name in _FIELDS if getattr(old, name) != getattr(new, name)}
-    if fields <= _PROGRESS_FIELDS:  # most events: a running job's progress
-        return {Column.PROGRESS} if "progress" in fields else set()
-    if fields <= _MESSAGE_FIELDS:
-        return {Column.STATUS, Column.PROGRESS}
-    return {c for c in Column if _cell_state(old, c) != _cell_state(new, c)}
-
-
-def _cell_state(record: JobRecord, column: Column) -> tuple[object, ...]:
-    """Everything a cell's data depends on; cells whose state is unchanged are not repainted."""
-    if column == Column.THUMBNAIL:
-        return record.image_url, record.status == JobStatus.FINISHED, record.outputs
-    if column == Column.PROGRESS:
-        return record.progress, record.status, record.message
-    if column == Column.PROMPT:  # a failed row's reason is painted under its prompt
-        return cell_text(record, column), cell_tooltip(record, column), failure_reason(record)
-    return cell_text(record, column), cell_tooltip(record, column)
-
-
-class JobsFilterProxy(QSortFilterProxyModel):
-    """Shows the jobs whose status is in a set and whose prompt, model, id or error contain a text; a folded
-    batch shows as its lead's row alone."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._statuses: frozenset[JobStatus] | None = None
-        self._text = ""
-        self._hidden: set[str] = set()  # the source's folded-away rows (its `folds.hidden`, the same set)
-        self.setSortRole(SortRole)
-        self.setDynamicSortFilter(True)
-
-    def setSourceModel(self, source: Any) -> None:
-        """Follow the source's folded batches, when it is a `JobsTableModel`."""
-        old = self.sourceModel()
-        if isinstance(old, JobsTableModel):
-            old.folds_changed.disconnect(self._on_source_folds_changed)
-        super().setSourceModel(source)
-        self._hidden = set()
-        if isinstance(source, JobsTableModel):
-            self._hidden = source.folds.hidden
-            source.folds_changed.connect(self._on_source_folds_changed)
-
-    def _on_source_folds_changed(self) -> None:
-        self.beginFilterChange()
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def set_statuses(self, statuses: Iterable[JobStatus] | None) -> None:
-        """Show only these statuses (None: all)."""
-        self.beginFilterChange()
-        self._statuses = frozenset(statuses) if statuses is not None else None
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def set_text(self, text: str) -> None:
-        """Show only jobs mentioning `text` (case-insensitive; "" for all)."""
-        self.beginFilterChange()
-        self._text = text.strip().casefold()
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
-        """Match status set and text."""
-        hidden = self._hidden
-        if self._statuses is None and not self._text and not hidden:
-            return True  # asked for every changed row while the table updates: no filter, no lookup
-        source = self.sourceModel()
-        record = source.record_at(source_row) if isinstance(source, JobsTableModel) else \
-            source.index(source_row, 0, source_parent).data(RecordRole)
-        if not isinstance(record, JobRecord):
-            return False
-        if record.job_id in hidden:
-            return False
-        if self._statuses is not None and record.status not in self._statuses:
-            return False
-        if not self._text:
-            return True
-        job = record.job
-        haystack = [record.job_id, record.error, record.message]
-        if job is not None:
-            haystack += [job.prompt, job.negative_prompt, job.model, job.workflow, job.batch_id]
-        return any(self._text in part.casefold() for part in haystack)

@@ -20,8 +20,9 @@ from PySide6.QtWidgets import (
 
 from comfystudio_desktop.jobs import Job, JobRecord, JobStatus
 from comfystudio_desktop.ui.job_delegate import JobDelegate
+from comfystudio_desktop.ui.jobs_filter import JobsFilterProxy
 from comfystudio_desktop.ui.jobs_header import JobsHeader
-from comfystudio_desktop.ui.jobs_model import Column, JobIdRole, JobsFilterProxy, JobsTableModel
+from comfystudio_desktop.ui.jobs_model import Column, JobIdRole, JobsTableModel
 from comfystudio_desktop.ui.output_drag import start_file_drag
 from comfystudio_desktop.worker.job_outputs import output_names
 

@@ -14,10 +14,10 @@ from pytestqt.qtbot import QtBot
 
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus
 from comfystudio_desktop.ui.batch_folds import BatchFolds, batch_status
+from comfystudio_desktop.ui.jobs_filter import JobsFilterProxy
 from comfystudio_desktop.ui.jobs_model import (
     Column,
     JobIdRole,
-    JobsFilterProxy,
     JobsTableModel,
     ProgressRole,
     RetryAttemptRole,

@@ -16,10 +16,10 @@ from pytestqt.qtbot import QtBot
 
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus
 from comfystudio_desktop.ui.job_delegate import JobDelegate
+from comfystudio_desktop.ui.jobs_filter import JobsFilterProxy
 from comfystudio_desktop.ui.jobs_model import (
     Column,
     JobIdRole,
-    JobsFilterProxy,
     JobsTableModel,
     ProgressRole,
     ReasonRole,
