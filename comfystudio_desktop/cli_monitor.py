@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
@@ -13,10 +14,10 @@ from comfystudio_desktop.monitor.sampler import SAMPLE_INTERVAL_S, Sampler
 from comfystudio_desktop.monitor.series import Resolution, StatsSeries
 from comfystudio_desktop.monitor.snapshot import StatsSnapshot
 from comfystudio_desktop.runtime import Runtime
+from comfystudio_desktop.stop_signals import exit_code_for, stop_on_signals, wait_or_stop
 
 __all__ = ["cmd_metrics", "cmd_stats"]
 
-EXIT_INTERRUPTED = 130
 _QUICK_TIMEOUT_S = 2.0  # a ComfyUI that does not answer makes the GPU figure "unavailable", not the command slow
 _CLEAR = "\x1b[H\x1b[2J"
 
@@ -38,23 +39,24 @@ def _show(snapshot: StatsSnapshot, *, as_json: bool, clear: bool) -> None:
 
 
 def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
-    """Print the monitored figures once, or every `--interval` seconds with `--watch` until Ctrl+C (exit 130)."""
+    """Print the monitored figures once, or every `--interval` s with `--watch` until Ctrl+C (exit 130) or SIGTERM."""
     sampler, client = _sampler(rt, publish_process=False)
     clear = args.watch and not args.json and sys.stdout.isatty()
+    stop = threading.Event()
+    signals = stop_on_signals(stop) if args.watch else []
     try:
         while True:
             _show(sampler.take(), as_json=args.json, clear=clear)
             if not args.watch:
                 return 0
-            time.sleep(args.interval)  # interruptible by Ctrl+C on Windows too, unlike Event.wait
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+            if wait_or_stop(stop, args.interval):
+                return exit_code_for(signals[0])
     finally:
         client.close()
 
 
 def cmd_metrics(args: argparse.Namespace, rt: Runtime) -> int:
-    """Serve the figures as Prometheus text on 127.0.0.1 until Ctrl+C, sampling every 10 s meanwhile."""
+    """Serve the figures as Prometheus text on 127.0.0.1 until Ctrl+C or SIGTERM, sampling every 10 s meanwhile."""
     port = args.port if args.port is not None else rt.settings.metrics_port
     if port == 0:
         print("comfystudio-desktop: error: no port: give --port N or set metrics_port", file=sys.stderr)
@@ -68,17 +70,17 @@ def cmd_metrics(args: argparse.Namespace, rt: Runtime) -> int:
         client.close()
         print(f"comfystudio-desktop: error: {exc}", file=sys.stderr)
         return 2
+    stop = threading.Event()
+    signals = stop_on_signals(stop)
     print(f"Serving metrics on {endpoint.url} (Ctrl+C to stop)", flush=True)
     try:
-        while True:
-            time.sleep(SAMPLE_INTERVAL_S / 2)
+        while not wait_or_stop(stop, SAMPLE_INTERVAL_S / 2):
             stored = sampler.tick() or next(iter(rt.queue.conn.call(
                 lambda c: StatsSeries.latest(c, Resolution.FINE, 1))), None)
             if stored is not None and stored.at > latest[-1].at:
                 latest.append(stored)
                 del latest[:-1]
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return exit_code_for(signals[0])
     finally:
         endpoint.stop()
         client.close()

@@ -149,6 +149,32 @@ def test_metrics_command_serves_until_interrupted(queue: JobQueue, home: Home) -
     assert proc.returncode == 130, err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no SIGTERM to catch (send_signal(SIGTERM) is "
+                    "TerminateProcess) and no way to start a process with Ctrl+C ignored but by the process itself")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["stats", "metrics"])
+def test_long_commands_stop_cleanly_on_sigterm_and_on_sigint_even_if_started_ignoring_it(
+        queue: JobQueue, home: Home, command: str, signum: int) -> None:
+    """A background job of a shell script starts with SIGINT ignored: Ctrl+C (and a service manager's SIGTERM)
+    must still end `stats --watch` and `metrics` cleanly, with the shell's exit code for that signal."""
+    args = ["stats", "--watch", "--json", "--interval", "30"] if command == "stats" else \
+        ["metrics", "--port", str(_free_port())]
+    argv = [sys.executable, "-m", "comfystudio_desktop", *home_arg(home.root), *args, "--comfy-url", "http://127.0.0.1:9"]
+    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline()  # running: the first figures, or the address it serves on
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)  # stats waits 30 s between refreshes: the signal cuts that short
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == (130 if signum == signal.SIGINT else 128 + signal.SIGTERM), err
+    assert b"Traceback" not in err
+
+
 def _free_port() -> int:
     import socket
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 from dataclasses import replace
-from types import FrameType
 
 from comfystudio_desktop.backend_settings import Backend
 from comfystudio_desktop.comfy.comfy_client import ComfyClient
@@ -16,6 +14,7 @@ from comfystudio_desktop.monitor.sampler import sample_until
 from comfystudio_desktop.runtime import Runtime, open_queue
 from comfystudio_desktop.settings import Settings, SettingsError, load_settings
 from comfystudio_desktop.settings_watch import SETTINGS_POLL_S, SettingsWatch
+from comfystudio_desktop.stop_signals import stop_on_signals
 from comfystudio_desktop.supervise.backends import supervise_backend
 from comfystudio_desktop.worker.backend_worker import BackendConsumer, make_backend_consumer
 from comfystudio_desktop.worker.consumer import Consumer
@@ -47,17 +46,7 @@ def _run(home: Home, settings: Settings, worker_id: str, chosen: Backend | None)
     consumer = make_backend_consumer(home, settings, chosen, runtime.queue, worker_id=worker_id) \
         if chosen is not None else Consumer(runtime.queue, client, home, settings, worker_id=worker_id)
     stop = threading.Event()
-    signals: list[int] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        # Logged after the loop, not here: a signal that lands inside a log write would make this one a reentrant
-        # write on the same buffered file, which fails and loses the line.
-        signals.append(signum)
-        stop.set()
-
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
+    signals = stop_on_signals(stop)  # logged after the loop, not from the handler
     watcher = threading.Thread(target=follow_settings, args=(home, consumer, runtime, stop),
                                name="settings-watch", daemon=True)
     watcher.start()
