@@ -21,16 +21,13 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from comfystudio_desktop.home import Home
+from comfystudio_desktop.queue.redis_endpoint import answers_ping, one_shot_options
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_health_check, comfy_pidfile
 from comfystudio_desktop.supervise.pidfile import is_ours, read_pidfile
 from comfystudio_desktop.supervise.process_log import ProcessLog
-from comfystudio_desktop.supervise.redis_server import USER_STOP_MESSAGE, EmbeddedRedis, RedisEndpoint
+from comfystudio_desktop.supervise.redis_server import USER_STOP_MESSAGE, EmbeddedRedis
 from comfystudio_desktop.supervise.redis_service import REDIS_SERVICE, diagnose_redis_exit
 from comfystudio_desktop.supervise.service_state import describe_duration
 from comfystudio_desktop.supervise.services import external_redis_check
@@ -99,7 +96,7 @@ def redis_report(home: Home, settings: Settings, *, timeout_s: float = 2.0) -> S
     if record is None:
         return ServiceReport(REDIS_SERVICE, Reach.STOPPED, message=_stopped_reason(server))
     endpoint = server.endpoint(record)
-    ok = _ping(endpoint, timeout_s)
+    ok = answers_ping(endpoint.client(**one_shot_options(timeout_s)))
     return ServiceReport(REDIS_SERVICE, Reach.RUNNING if ok else Reach.UNREACHABLE, pid=record.pid,
                          address=f"127.0.0.1:{endpoint.port}", version=endpoint.version,
                          uptime_s=max(0.0, time.time() - record.create_time),
@@ -134,15 +131,6 @@ def cmd_services(args: argparse.Namespace, home: Home, settings: Settings) -> in
     return _EXIT_OK if all(report.ok for report in reports) else _EXIT_FAILED
 
 
-def _ping(endpoint: RedisEndpoint, timeout_s: float) -> bool:
-    client = endpoint.client(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=0,
-                             retry=Retry(NoBackoff(), 0))
-    try:
-        return bool(client.ping())
-    except redis.exceptions.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def _stopped_reason(server: EmbeddedRedis) -> str:

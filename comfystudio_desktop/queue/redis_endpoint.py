@@ -17,6 +17,8 @@ __all__ = [
     "RedisHomeGone",
     "RedisServerError",
     "RedisStoppedByUser",
+    "answers_ping",
+    "one_shot_options",
 ]
 
 _REDIS_PY_MAJOR = int(redis.__version__.split(".")[0])
@@ -83,3 +85,20 @@ class RedisEndpoint:
         if self.url:
             return aioredis.Redis.from_url(self.url, **options)
         return aioredis.Redis(host=self.host, port=self.port, password=self.password, db=self.db, **options)
+
+
+def one_shot_options(timeout_s: float) -> dict[str, Any]:
+    """Client options for one command that must not be retried: a failed PING is an answer, a SHUTDOWN is not sent
+    twice, and nothing waits longer than `timeout_s`."""
+    return {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "health_check_interval": 0,
+            "retry": Retry(NoBackoff(), 0)}
+
+
+def answers_ping(client: redis.Redis) -> bool:
+    """PING once with `client`, then close it: False when refused, timed out, still loading the AOF, …"""
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from comfystudio_desktop.queue.redis_endpoint import answers_ping, one_shot_options
 from comfystudio_desktop.supervise.aof_repair import find_aof_damage
 from comfystudio_desktop.supervise.process_spec import ExitDiagnosis, ProcessSpec
 from comfystudio_desktop.supervise.redis_program import config_argument, server_version
@@ -127,19 +126,11 @@ class RedisService:
         return {"port": port}
 
     def _client(self, timeout: float) -> redis.Redis:
-        # No retry: a failed PING is an answer here, and SHUTDOWN must not be sent twice.
-        return self.endpoint().client(socket_timeout=timeout, socket_connect_timeout=timeout,
-                                      health_check_interval=0, retry=Retry(NoBackoff(), 0))
+        return self.endpoint().client(**one_shot_options(timeout))
 
     def _ping(self) -> bool:
         """The health check: PING with the password."""
-        client = self._client(self._health_timeout_s)
-        try:
-            return bool(client.ping())
-        except redis.exceptions.RedisError:  # refused, timed out, still loading the AOF, …
-            return False
-        finally:
-            client.close()
+        return answers_ping(self._client(self._health_timeout_s))
 
     def _shutdown(self) -> None:
         """The stop hook: SHUTDOWN SAVE (the AOF is already synced; this also leaves a fresh snapshot)."""

@@ -24,10 +24,9 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from comfystudio_desktop.home import Home
+from comfystudio_desktop.queue.redis_endpoint import answers_ping, one_shot_options
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.aof_repair import AofRepairReport, repair_aof
 from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_process_spec, pick_free_port
@@ -175,14 +174,7 @@ def external_redis_check(url: str, *, timeout_s: float = 2.0) -> HealthCheck:
     """A health check that PINGs a Redis given by URL (an external server: watched, never managed)."""
 
     def check() -> bool:
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                      health_check_interval=0, retry=Retry(NoBackoff(), 0))
-        try:
-            return bool(client.ping())
-        except redis.exceptions.RedisError:
-            return False
-        finally:
-            client.close()
+        return answers_ping(redis.Redis.from_url(url, **one_shot_options(timeout_s)))
 
     return check
 
