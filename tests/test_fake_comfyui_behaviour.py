@@ -23,7 +23,7 @@ from PIL import Image
 from tests.fake_comfyui import FakeComfyProcess, free_port
 from tests.fake_comfyui.graph import ExecutionOrder
 from tests.fake_comfyui.nodes import NODES
-from tests.fake_comfyui.process import REPO_ROOT
+from tests.fake_comfyui.process import EXIT_PORT_TAKEN, REPO_ROOT
 
 pytestmark = pytest.mark.timeout(60)
 CKPT = "tiny/sd15-random.safetensors"
@@ -694,3 +694,19 @@ def test_fault_crash_next_exits_hard_mid_progress() -> None:
         with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
             client.until(lambda m: False, timeout=5)
         client.close()
+
+
+def test_a_taken_port_is_told_apart_from_other_start_failures() -> None:
+    """A fake whose port was taken exits with EXIT_PORT_TAKEN (on Linux and Windows alike), which is what makes
+    `FakeComfyProcess.start` pick another port instead of failing the test."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = int(squatter.getsockname()[1])
+        fake = FakeComfyProcess(port=port)
+        with pytest.raises(RuntimeError, match="could not start"):
+            fake.start()
+        assert fake.wait_exit() == EXIT_PORT_TAKEN
+    bad = subprocess.run([sys.executable, "-m", "tests.fake_comfyui", "--listen", "127.0.0.1", "--port", "70000"],
+                         capture_output=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert bad.returncode not in (0, EXIT_PORT_TAKEN), bad.stderr

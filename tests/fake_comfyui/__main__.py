@@ -19,6 +19,7 @@ from PIL import Image
 
 from tests.fake_comfyui.control import FAULT_MODES, Faults
 from tests.fake_comfyui.folders import Folders
+from tests.fake_comfyui.process import EXIT_PORT_TAKEN, PORT_TAKEN_ERRNOS
 from tests.fake_comfyui.server import FakeComfyUI
 
 log = logging.getLogger("fake_comfyui")
@@ -148,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(serve(args, folders, ["main.py", *(sys.argv[1:] if argv is None else argv)]))
     except OSError as ex:
+        taken = ex.errno in PORT_TAKEN_ERRNOS
         print(f"fake ComfyUI could not start: {ex}", file=sys.stderr)
-        return 1
+        return EXIT_PORT_TAKEN if taken else 1
     finally:
         for path in owned:
             shutil.rmtree(path, ignore_errors=True)

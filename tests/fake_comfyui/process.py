@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -21,6 +22,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 _UNREADY_FAULTS = ("hang", "refuse", "slow")  # /system_stats cannot answer promptly in these modes
+#: The fake's exit code when its port is taken (bound by someone else after the test picked it): pick another.
+EXIT_PORT_TAKEN = 3
+# EADDRINUSE, and on Windows the socket error WSAEADDRINUSE (10048), which is not errno.EADDRINUSE there.
+PORT_TAKEN_ERRNOS = frozenset({errno.EADDRINUSE, 10048})
 
 
 def free_port() -> int:
@@ -82,9 +87,8 @@ class FakeComfyProcess:
                 self._wait_ready()
                 return self
             except RuntimeError:
-                log = self.log_text()
-                self.stop()
-                if "address already in use" not in log.lower() or attempt == attempts - 1:
+                code = self.stop()
+                if code != EXIT_PORT_TAKEN or attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
 
