@@ -462,9 +462,3 @@ def save_settings(path: Path, settings: Settings) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def default_factory_fields() -> dict[str, Any]:
-    """Defaults as a dict (used by the settings dialog to offer "reset")."""
-    return Settings().to_dict()
-

@@ -51,7 +51,6 @@ class JobTracker:
         self._ran: set[str] = set()  # nodes we saw execute or report progress
         self._nodes: dict[str, tuple[float, float]] = {}
         self._percent = PROGRESS_START
-        self._current_node: str | None = None
         self._history_seen = False
 
     # ---- state --------------------------------------------------------------------------------------------
@@ -100,11 +99,6 @@ class JobTracker:
     def percent(self) -> int:
         """Job progress in 30..95, never decreasing."""
         return self._percent
-
-    @property
-    def current_node(self) -> str | None:
-        """The node executing now (None before the first and after the last)."""
-        return self._current_node
 
     @property
     def history_seen(self) -> bool:
@@ -163,16 +157,13 @@ class JobTracker:
         self._started = True
         if node is None:
             self._ended = True
-            self._current_node = None
             return
-        self._current_node = node
         self._ran.add(node)
         self._nodes.setdefault(node, (0.0, 1.0))
 
     def _finish(self, outcome: JobOutcome, error: str) -> None:
         self._outcome = outcome
         self._ended = True
-        self._current_node = None
         if outcome is JobOutcome.ERROR:
             self._error = error or "ComfyUI reported an error"
         elif outcome is JobOutcome.INTERRUPTED:

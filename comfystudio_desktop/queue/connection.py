@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -184,15 +183,3 @@ class ResilientRedis:
         except RECOVERABLE_ERRORS as exc:
             self.connected = False
             raise self._unavailable(exc) from exc
-
-    def wait_until_connected(self, timeout: float) -> bool:
-        """Keep trying to reconnect until `timeout` passes (used by long-running loops after an outage)."""
-        deadline = time.monotonic() + timeout
-        while not self._closed.is_set():
-            if self._ensure_connected():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            if self._user_stop is not None or self._home_gone is not None:  # returned at once: pace the next look
-                self._closed.wait(min(self.delay_s, max(0.0, deadline - time.monotonic())))
-        return False

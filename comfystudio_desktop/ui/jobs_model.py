@@ -346,11 +346,6 @@ class JobsTableModel(QAbstractTableModel):
             self.folds_changed.emit()
             self._repaint_lead(job.batch_id)
 
-    def queue_position(self, job_id: str) -> int | None:
-        """A queued job's place in the run order (1 runs next), or None."""
-        place = self._queue_places.get(job_id)
-        return place[0] if place is not None else None
-
     def upsert_record(self, record: JobRecord) -> None:
         """Add or replace a job's full state (e.g. from the queue at start-up); older snapshots are ignored."""
         row = self._row_of.get(record.job_id)
@@ -446,10 +441,6 @@ class JobsTableModel(QAbstractTableModel):
     def remove_finished(self) -> int:
         """Drop finished, failed and cancelled jobs; return how many were removed."""
         return self._remove_rows(i for i, r in enumerate(self._rows) if r.record.status.is_terminal)
-
-    def remove_jobs(self, job_ids: Iterable[str]) -> int:
-        """Drop the given jobs; return how many were removed."""
-        return self._remove_rows(self._row_of[j] for j in set(job_ids) if j in self._row_of)
 
     def record(self, job_id: str) -> JobRecord | None:
         """The job's current state, or None if it is not in the table."""

@@ -72,10 +72,6 @@ class SeedField(QWidget):
         self.edit.setText(str(seed))
         self.random_check.setChecked(False)
 
-    def last_seed(self) -> int | None:
-        """The seed "Reuse last" would use."""
-        return self._last_seed
-
     def set_last_seed(self, seed: int | None) -> None:
         """Remember the seed of the last finished job for "Reuse last"."""
         self._last_seed = seed

@@ -118,10 +118,6 @@ class ViewerPane(QWidget):
         self._enable_zoom(True)
         return True
 
-    def show_file(self, job_id: str, path: Path, caption: str) -> bool:
-        """Show one output image from disk."""
-        return self.show_files(job_id, [path], caption)
-
     def show_files(self, job_id: str, paths: Sequence[Path], caption: str) -> bool:
         """Show a job's images: the first one large, all of them in a strip when there are several."""
         if not paths:
