@@ -134,6 +134,7 @@ class AppController(QObject):
         self._follow_task: asyncio.Task[None] | None = None
         self.monitor = MonitorFeed(self)  # samples for the Monitor dock, the tray and the metrics endpoint
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._spawning = True
         self._counts = RefreshCoalescer(self._update_counts, self.spawn, min_interval_s=_COUNTS_MIN_INTERVAL_S)
         self._closing = False
         self.api: ApiServer | None = None  # the HTTP API while setting api_enabled is on
@@ -310,6 +311,9 @@ class AppController(QObject):
                                "stopping the event stream")
             if self.api is not None:
                 await _bounded(self.api.stop(), 5.0, "stopping the API")
+            # From here on nothing new starts: a refresh asked for by a late signal would otherwise outlive the
+            # loop ("Task was destroyed but it is pending").
+            self._spawning = False
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
@@ -322,8 +326,14 @@ class AppController(QObject):
                 await _bounded(asyncio.to_thread(self.services.stop, stop_children=stop_services), 60.0,
                                "stopping the services")
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run a coroutine on the loop; its failure is logged and shown, never lost."""
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+        """Run a coroutine on the loop; its failure is logged and shown, never lost.
+
+        Once shutdown has cancelled the background tasks, the coroutine is closed unstarted and None returned.
+        """
+        if not self._spawning:
+            coro.close()
+            return None
         task = asyncio.get_event_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._on_task_done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -156,6 +157,18 @@ def test_quit_leaves_no_thread_or_server(loop: qasync.QEventLoop, home: Home, se
         assert worker.isFinished()
         assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
         assert runtime.redis_server.running_record() is None
+        # A refresh a late signal asks for after the quit starts nothing that would outlive the loop.
+        before = asyncio.all_tasks(loop)
+        session.app.controller.request_counts()
+        session.window.queue_outlook.request()
+        assert asyncio.all_tasks(loop) == before
+
+        async def late() -> None:
+            pass
+
+        coro = late()
+        assert session.app.controller.spawn(coro) is None
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
     finally:
         session.dispose()
 
