@@ -26,6 +26,9 @@ from comfystudio_desktop.queue.job_queue import JobQueue
 from comfystudio_desktop.queue.outbox import Outbox
 from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
 
+# `fake`, `settings` and `worker` for the tests that run the worker in-process.
+pytest_plugins = ["tests.worker_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ComfyUI 0.3.64's recorded exchanges (tests/fixtures/comfyui/README.md).
 COMFY_TRANSCRIPTS = REPO_ROOT / "tests" / "fixtures" / "comfyui" / "transcripts"

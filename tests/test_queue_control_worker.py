@@ -3,7 +3,6 @@ pause, active hours, learned run times and batches — on the embedded Redis and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ from comfystudio_desktop.queue.job_queue import CancelOutcome, JobQueue
 from comfystudio_desktop.queue.queue_pause import NoticeKind, PauseReason, QueuePauseStore
 from comfystudio_desktop.queue.result_cache import CACHE_PREFIX
 from comfystudio_desktop.queue.run_times import RunTimes
-from comfystudio_desktop.settings import Settings
 from tests.fake_comfyui.process import FakeComfyProcess
 from tests.helpers import WorkerHarness, wait_until
 
@@ -27,20 +25,8 @@ CHECKPOINT = "tiny/sd15-random.safetensors"
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeComfyProcess]:
-    with FakeComfyProcess(output_dir=tmp_path / "comfy-out", step_time=0.01) as proc:
-        yield proc
-
-
-@pytest.fixture
-def settings(fake: FakeComfyProcess) -> Settings:
-    return Settings(comfy_url=fake.url, job_timeout_s=60.0, lease_seconds=3.0)
-
-
-@pytest.fixture
-def worker(queue: JobQueue, home: Home, settings: Settings) -> Iterator[WorkerHarness]:
-    with WorkerHarness(queue, home, settings) as harness:
-        yield harness
+def fake_step_time() -> float:
+    return 0.01
 
 
 def _finish(worker: WorkerHarness, job: Job) -> None:

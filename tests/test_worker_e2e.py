@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,21 +28,9 @@ CHECKPOINT = "tiny/sd15-random.safetensors"
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeComfyProcess]:
-    with FakeComfyProcess(output_dir=tmp_path / "comfy-out", step_time=0.02) as proc:
-        yield proc
-
-
-@pytest.fixture
 def settings(fake: FakeComfyProcess) -> Settings:
     return Settings(comfy_url=fake.url, job_timeout_s=60.0, lease_seconds=3.0,
                     unet_text_encoder="tiny/clip-l-random.safetensors", unet_vae="tiny/sd15-vae-random.safetensors")
-
-
-@pytest.fixture
-def worker(queue: JobQueue, home: Home, settings: Settings) -> Iterator[WorkerHarness]:
-    with WorkerHarness(queue, home, settings) as harness:
-        yield harness
 
 
 def _png(path: Path, size: tuple[int, int] = (64, 48), colour: str = "red") -> Path:

@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import Job, JobStatus
 from comfystudio_desktop.queue.job_queue import SEED_QUEUE_KEY, STATUS_PREFIX, JobQueue
 from comfystudio_desktop.settings import Settings
-from tests.fake_comfyui.process import FakeComfyProcess
 from tests.helpers import WorkerHarness, wait_until
 
 CHECKPOINT = "tiny/sd15-random.safetensors"
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeComfyProcess]:
-    with FakeComfyProcess(output_dir=tmp_path / "comfy-out", step_time=0.02) as proc:
-        yield proc
-
-
-@pytest.fixture
-def settings(fake: FakeComfyProcess) -> Settings:
-    return Settings(comfy_url=fake.url, job_timeout_s=60.0, lease_seconds=3.0)
-
-
-@pytest.fixture
-def worker(queue: JobQueue, home: Home, settings: Settings) -> Iterator[WorkerHarness]:
-    with WorkerHarness(queue, home, settings) as harness:
-        yield harness
 
 
 def _finishes(worker: WorkerHarness, prompt: str) -> None:
