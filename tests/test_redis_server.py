@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 
@@ -118,6 +119,42 @@ def test_stop_saves_and_restart_restores(home: Home) -> None:
         assert server.ensure_running().client().get("k") == "v"
     finally:
         server.stop()
+
+
+def _listen_on(port: int) -> socket.socket:
+    """Another program's listening socket on `port`; on Windows exclusive, so no SO_REUSEADDR can share it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if os.name == "nt":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined,unused-ignore]
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_a_port_taken_between_choosing_and_binding_it_is_skipped(home: Home,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    squatters: list[socket.socket] = []
+
+    class RacedRedis(EmbeddedRedis):
+        """Another program takes the chosen port after it was found free, before redis-server binds it (once)."""
+
+        def prepare_config(self, preferred_port: int = 0) -> int:
+            port = super().prepare_config(preferred_port)
+            if not squatters:
+                squatters.append(_listen_on(port))
+            return port
+
+    server = RacedRedis(home)
+    try:
+        endpoint = server.ensure_running()
+        taken = squatters[0].getsockname()[1]
+        assert endpoint.port != taken
+        assert endpoint.client().ping() is True
+        assert f"Port {taken} was taken while redis-server started" in caplog.text
+    finally:
+        server.stop()
+        for sock in squatters:
+            sock.close()
 
 
 def test_binary_search_order(tmp_path: object) -> None:

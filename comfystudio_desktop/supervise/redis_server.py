@@ -74,18 +74,28 @@ log = logging.getLogger(__name__)
 
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
+#: Starts tried when another program binds the chosen port before redis-server does.
+_START_ATTEMPTS = 3
+
+
+def _bindable(port: int) -> int | None:
+    """`port` (0: any free one) if it can be bound on 127.0.0.1 now, else None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if os.name == "posix":
+            # As redis-server binds: after a crash its old connections linger in TIME_WAIT and must not make
+            # its own port look taken. (On Windows SO_REUSEADDR would let us share a port that is in use.)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+        return int(sock.getsockname()[1])
+
+
 def _free_port(preferred: int = 0) -> int:
     for port in (preferred, 0) if preferred else (0,):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            if os.name == "posix":
-                # As redis-server binds: after a crash its old connections linger in TIME_WAIT and must not make
-                # its own port look taken. (On Windows SO_REUSEADDR would let us share a port that is in use.)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
+        if (bound := _bindable(port)) is not None:
+            return bound
     raise RedisServerError("No free TCP port on 127.0.0.1")
 
 
@@ -370,8 +380,21 @@ class EmbeddedRedis:
         return endpoint
 
     def _start(self) -> RedisEndpoint:
+        attempt = 1
+        while True:
+            port = self.prepare_config()
+            try:
+                return self._start_on(port)
+            except RedisServerError:
+                # The port was free when chosen; another program may bind it before redis-server does. Then the
+                # next choice skips it (a failure for any other reason is not retried).
+                if attempt >= _START_ATTEMPTS or _bindable(port) is not None:
+                    raise
+            log.warning("Port %s was taken while redis-server started; starting it on another", port)
+            attempt += 1
+
+    def _start_on(self, port: int) -> RedisEndpoint:
         binary = self.binary()
-        port = self.prepare_config()
         self.home.logs.mkdir(exist_ok=True)
         log.info("Starting %s on 127.0.0.1:%s", binary.name, port)
         with open(self.server_log, "ab") as out:
