@@ -16,8 +16,8 @@ from comfystudio_desktop.supervise.comfy_launcher import (
     comfy_command,
     comfy_health_check,
     comfy_process_spec,
-    pick_free_port,
 )
+from comfystudio_desktop.supervise.loopback_ports import free_port
 
 
 @pytest.fixture
@@ -126,4 +126,4 @@ def test_health_check_asks_system_stats(stats_server: str) -> None:
 
 
 def test_health_check_is_false_when_nothing_listens() -> None:
-    assert comfy_health_check(f"http://127.0.0.1:{pick_free_port()}", timeout_s=0.5)() is False
+    assert comfy_health_check(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)() is False

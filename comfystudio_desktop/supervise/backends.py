@@ -8,7 +8,8 @@ from pathlib import Path
 from comfystudio_desktop.backend_settings import Backend, BackendKind
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.settings import Settings
-from comfystudio_desktop.supervise.comfy_launcher import comfy_process_spec, pick_free_port
+from comfystudio_desktop.supervise.comfy_launcher import comfy_process_spec
+from comfystudio_desktop.supervise.loopback_ports import free_port
 from comfystudio_desktop.supervise.process_spec import ProcessSpec
 from comfystudio_desktop.supervise.restart_policy import RestartPolicy
 from comfystudio_desktop.supervise.services import COMFY_POLICY
@@ -43,7 +44,7 @@ def supervise_backend(home: Home, settings: Settings, backend: Backend, *, polic
     """
     if backend.kind is not BackendKind.MANAGED:
         return None, backend
-    placed = replace(backend, port=backend.port or pick_free_port())
+    placed = replace(backend, port=backend.port or free_port())
     spec = backend_comfy_spec(placed, settings, home.run, port=placed.port, readiness_timeout_s=readiness_timeout_s)
     watchdog = Watchdog(interval_s=interval_s)
     watchdog.add(SupervisedProcess(spec, home.logs), policy=policy)

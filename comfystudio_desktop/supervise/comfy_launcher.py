@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ __all__ = [
     "comfy_pidfile",
     "comfy_process_spec",
     "find_comfy_python",
-    "pick_free_port",
 ]
 
 COMFY_SERVICE = "comfyui"
@@ -147,8 +145,3 @@ def comfy_process_spec(settings: Settings, *, port: int, run_dir: Path, readines
                        pidfile=comfy_pidfile(run_dir), pid_extra={"port": port})
 
 
-def pick_free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for comfy_port = 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

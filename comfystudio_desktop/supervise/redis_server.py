@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import secrets
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from comfystudio_desktop.queue.redis_endpoint import (
     RedisStoppedByUser,
 )
 from comfystudio_desktop.supervise.child_env import child_environment
+from comfystudio_desktop.supervise.loopback_ports import bindable, free_port
 from comfystudio_desktop.supervise.pidfile import (
     PidfileError,
     PidRecord,
@@ -78,25 +78,11 @@ _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 _START_ATTEMPTS = 3
 
 
-def _bindable(port: int) -> int | None:
-    """`port` (0: any free one) if it can be bound on 127.0.0.1 now, else None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if os.name == "posix":
-            # As redis-server binds: after a crash its old connections linger in TIME_WAIT and must not make
-            # its own port look taken. (On Windows SO_REUSEADDR would let us share a port that is in use.)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return None
-        return int(sock.getsockname()[1])
-
-
 def _free_port(preferred: int = 0) -> int:
-    for port in (preferred, 0) if preferred else (0,):
-        if (bound := _bindable(port)) is not None:
-            return bound
-    raise RedisServerError("No free TCP port on 127.0.0.1")
+    try:
+        return free_port(preferred)
+    except OSError as exc:
+        raise RedisServerError("No free TCP port on 127.0.0.1") from exc
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -388,7 +374,7 @@ class EmbeddedRedis:
             except RedisServerError:
                 # The port was free when chosen; another program may bind it before redis-server does. Then the
                 # next choice skips it (a failure for any other reason is not retried).
-                if attempt >= _START_ATTEMPTS or _bindable(port) is not None:
+                if attempt >= _START_ATTEMPTS or bindable(port) is not None:
                     raise
             log.warning("Port %s was taken while redis-server started; starting it on another", port)
             attempt += 1

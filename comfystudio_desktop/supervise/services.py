@@ -29,7 +29,8 @@ from comfystudio_desktop.home import Home
 from comfystudio_desktop.queue.redis_endpoint import answers_ping, one_shot_options
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.aof_repair import AofRepairReport, repair_aof
-from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_process_spec, pick_free_port
+from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, comfy_process_spec
+from comfystudio_desktop.supervise.loopback_ports import free_port
 from comfystudio_desktop.supervise.process_spec import HealthCheck, ProcessSpec
 from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.supervise.redis_service import REDIS_SERVICE, RedisService
@@ -162,7 +163,7 @@ def build_services(home: Home, settings: Settings, *, redis_policy: RestartPolic
     comfy_url = settings.comfy_url
     port = 0
     if settings.comfy_mode == "managed":
-        port = settings.comfy_port or pick_free_port()
+        port = settings.comfy_port or free_port()
         comfy_url = f"http://127.0.0.1:{port}"
     spec = comfy_process_spec(settings, port=port, run_dir=home.run, readiness_timeout_s=comfy_readiness_timeout_s,
                               health_timeout_s=comfy_health_timeout_s)
