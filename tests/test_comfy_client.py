@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from comfystudio_desktop.comfy.comfy_errors import (
     ComfyUnavailable,
     ComfyValidationError,
 )
+from tests.fake_comfyui.process import free_port
 from tests.test_comfy_transcripts import http_reply
 
 B_ID = "rec-t2i-72e50b3d"
@@ -282,15 +282,8 @@ def test_slow_server_times_out(script: Script) -> None:
         thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_nothing_listening_is_unavailable() -> None:
-    client = ComfyClient(f"http://127.0.0.1:{_free_port()}")
+    client = ComfyClient(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ComfyUnavailable, match="connection refused"):
         client.system_stats()
     assert not client.is_up(timeout=1.0)
@@ -298,8 +291,8 @@ def test_nothing_listening_is_unavailable() -> None:
 
 def test_loopback_calls_ignore_the_users_proxy(client: ComfyClient, script: Script,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_free_port()}")
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     script.json("GET", "/system_stats", {"system": {}})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import socket
 import struct
 import threading
 import time
@@ -20,6 +19,7 @@ from comfystudio_desktop.backoff import Backoff
 from comfystudio_desktop.comfy.comfy_events import ComfyEvent, EventKind
 from comfystudio_desktop.comfy.comfy_stream import ComfyEventStream
 from comfystudio_desktop.comfy.job_tracker import JobOutcome, JobTracker
+from tests.fake_comfyui.process import free_port
 from tests.helpers import wait_until
 from tests.test_comfy_transcripts import ws_events, ws_frames
 
@@ -227,15 +227,8 @@ def test_reconnect_on_request(server: WsScript, streams: Callable[..., ComfyEven
     server.wait_connections(2)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_comfy_down_at_start_then_up(streams: Callable[..., ComfyEventStream]) -> None:
-    port = _free_port()
+    port = free_port()
     stream = streams(f"ws://127.0.0.1:{port}/ws?clientId=x")
     down = _collect(stream, lambda e: e.kind is EventKind.DISCONNECTED)
     assert down[-1].error == "connection refused" and not stream.connected
@@ -259,7 +252,7 @@ def test_close_is_prompt_while_connected_and_while_backing_off(server: WsScript)
     assert time.monotonic() - started < 2.0
     assert connected.get(timeout=1) is None and list(connected) == []
 
-    waiting = ComfyEventStream(f"ws://127.0.0.1:{_free_port()}/ws", backoff=Backoff(10, 1, 10)).start()
+    waiting = ComfyEventStream(f"ws://127.0.0.1:{free_port()}/ws", backoff=Backoff(10, 1, 10)).start()
     _collect(waiting, lambda e: e.kind is EventKind.DISCONNECTED)
     started = time.monotonic()
     assert waiting.close(timeout=5)
@@ -306,7 +299,7 @@ def test_backoff(attempt: int, delay: float) -> None:
 
 def test_a_local_comfy_is_reached_past_the_users_proxy(server: WsScript, monkeypatch: pytest.MonkeyPatch,
                                                        streams: Callable[..., ComfyEventStream]) -> None:
-    dead_proxy = f"http://127.0.0.1:{_free_port()}"
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
         monkeypatch.setenv(name, dead_proxy)
     for name in ("no_proxy", "NO_PROXY"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from comfystudio_desktop.comfy.model_catalogue import (
 )
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.settings import Settings
+from tests.fake_comfyui.process import free_port
 from tests.test_comfy_transcripts import http_reply
 
 
@@ -107,15 +107,8 @@ def test_down_comfy_falls_back_to_the_folder(models_dir: Path) -> None:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_unreachable_server_over_http_falls_back(models_dir: Path) -> None:
-    client = ComfyClient(f"http://127.0.0.1:{_free_port()}")
+    client = ComfyClient(f"http://127.0.0.1:{free_port()}")
     catalogue = load_catalogue(client, models_dir)
     assert not catalogue.comfy_answered and catalogue.contains("folder/model2.ckpt")
 
@@ -183,7 +176,7 @@ def _run_models(capsys: pytest.CaptureFixture[str], tmp_path: Path, as_json: boo
 
 def test_cli_models_from_the_folder_when_comfy_is_down(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                      models_dir: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     code, out, err = _run_models(capsys, tmp_path, True, comfy_url=url, comfy_models_dir=str(models_dir))
     assert code == 0 and json.loads(out)["Checkpoints"] == ["a.safetensors", "B.PTH", "folder/model2.ckpt"]
     assert err.strip() == f"ComfyUI is not reachable at {url}; scanned {models_dir}"
@@ -192,6 +185,6 @@ def test_cli_models_from_the_folder_when_comfy_is_down(capsys: pytest.CaptureFix
 
 
 def test_cli_models_with_nothing_to_list_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, err = _run_models(capsys, tmp_path, True, comfy_url=f"http://127.0.0.1:{_free_port()}")
+    code, out, err = _run_models(capsys, tmp_path, True, comfy_url=f"http://127.0.0.1:{free_port()}")
     assert code == 1 and json.loads(out) == {"UNET": [], "Checkpoints": []}
     assert "no models folder set (setting comfy_models_dir)" in err
