@@ -36,6 +36,12 @@ def _outputs(text: str | None) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
 
 
+def _seed_used(text: str | None) -> int | None:
+    """The seed a run used, None when not recorded (or garbled)."""
+    seed = int_field(text, -1)
+    return seed if seed >= 0 else None
+
+
 def record_from_hash(data: dict[str, str]) -> JobRecord:
     """Turn a `job:status:{id}` hash into a JobRecord (tolerant of fields other tools left out or garbled)."""
     spec = data.get("spec")
@@ -45,7 +51,6 @@ def record_from_hash(data: dict[str, str]) -> JobRecord:
             job = Job.from_json(spec)
         except JobValidationError:
             job = None
-    seed_used = int_field(data.get("seed_used"), -1)
     return JobRecord(
         job_id=data.get("job_id", ""),
         status=_status(data.get("status")),
@@ -55,7 +60,7 @@ def record_from_hash(data: dict[str, str]) -> JobRecord:
         updated_at=data.get("updated_at", ""),
         message=data.get("message", ""),
         attempts=int_field(data.get("attempts")),
-        seed_used=seed_used if seed_used >= 0 else None,
+        seed_used=_seed_used(data.get("seed_used")),
         created_at=data.get("created_at", ""),
         started_at=data.get("started_at", ""),
         finished_at=data.get("finished_at", ""),
@@ -72,7 +77,6 @@ def record_from_hash(data: dict[str, str]) -> JobRecord:
 
 def event_from_fields(fields: dict[str, str]) -> JobEvent:
     """Turn one event-stream entry into a JobEvent."""
-    seed_used = int_field(fields.get("seed_used"), -1)
     return JobEvent(
         job_id=fields.get("job_id", ""),
         status=_status(fields.get("status")),
@@ -82,7 +86,7 @@ def event_from_fields(fields: dict[str, str]) -> JobEvent:
         image_url=fields.get("image_url", ""),
         error=fields.get("error", ""),
         node_errors=fields.get("node_errors", ""),
-        seed_used=seed_used if seed_used >= 0 else None,
+        seed_used=_seed_used(fields.get("seed_used")),
         attempts=max(0, int_field(fields.get("attempts"))),
         backend=fields.get("backend", ""),
     )
