@@ -219,8 +219,10 @@ class _Context:
             if proc.poll() is None:
                 _kill_tree(proc)
             proc.wait()
-            watch.join()
-            if proc.stdout is not None:  # read to its end by the watch: close it here, not in the collector
+            # Read to its end by the watch: close it here, not in the collector. But a process the app started may
+            # hold the pipe open after the app is gone (under Wine, the desktop process its window starts inherits
+            # it): the reader then still waits, and closing would wait for it. It is a daemon thread: it ends with us.
+            if watch.join() and proc.stdout is not None:
                 proc.stdout.close()
         return f"main window ready offscreen {ready:.2f} s after launch, quit in {time.perf_counter() - start:.2f} s"
 
@@ -285,9 +287,13 @@ class _OutputWatch:
         finally:
             self.ready_or_ended.set()
 
-    def join(self) -> None:
-        """Wait for the reader (the pipe closes when the child is gone)."""
+    def join(self) -> bool:
+        """Wait a little for the reader (the pipe closes when the child and whatever inherited it are gone).
+
+        Returns whether it finished.
+        """
         self._thread.join(5.0)
+        return not self._thread.is_alive()
 
     def tail(self) -> str:
         """The child's last lines, for an error message."""

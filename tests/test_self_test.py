@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from comfystudio_desktop import self_test
@@ -103,6 +105,30 @@ def test_a_misbehaving_window_fails_the_check_and_is_cleaned_up(
     assert code == 1
     window = _lines(out)["window"]
     assert " FAILED " in window and all(needle in window for needle in needles), window
+
+
+def test_a_window_whose_output_pipe_outlives_it_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # The stand-in app starts a process that inherits its stdout and outlives it, as Wine's desktop process does.
+    pid_file = tmp_path / "holder.pid"
+    script = textwrap.dedent(f"""
+        import subprocess, sys
+        holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], stdout=sys.stdout)
+        open({str(pid_file)!r}, "w").write(str(holder.pid))
+        print("ready in 0.010 s", flush=True)
+    """)
+    monkeypatch.setattr(self_test, "_ui_app_available", lambda: True)
+    monkeypatch.setattr(self_test, "app_command", lambda: [sys.executable, "-c", script])
+    try:
+        code = run_self_test(window_timeout=30.0)
+        window = _lines(capsys.readouterr().out)["window"]
+        assert code == 0 and " ok " in window, window
+    finally:
+        if pid_file.is_file():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                holder = psutil.Process(int(pid_file.read_text()))
+                holder.kill()
+                holder.wait(10)
 
 
 def test_cli_wiring_runs_the_self_test(tmp_path: Path) -> None:
