@@ -7,11 +7,12 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-__all__ = ["LOG_FILE_NAME", "configure_logging"]
+__all__ = ["HANDLER_MARKER", "LOG_FILE_NAME", "configure_logging"]
 
 LOG_FILE_NAME = "comfystudio.log"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(process)d:%(threadName)s] %(message)s"
-_MARKER = "_comfystudio_handler"
+#: The attribute set on the handlers `configure_logging` attaches (a second call replaces them, nothing else).
+HANDLER_MARKER = "_comfystudio_handler"
 
 
 def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool = True,
@@ -25,7 +26,7 @@ def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool
     log_file = logs_dir / LOG_FILE_NAME
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, _MARKER, False):
+        if getattr(handler, HANDLER_MARKER, False):
             root.removeHandler(handler)
             handler.close()
     handlers: list[logging.Handler] = []
@@ -45,7 +46,7 @@ def configure_logging(logs_dir: Path, *, level: int = logging.INFO, stderr: bool
         handlers.append(console)
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))
-        setattr(handler, _MARKER, True)
+        setattr(handler, HANDLER_MARKER, True)
         root.addHandler(handler)
     root.setLevel(min(level, stderr_level if stderr_level is not None else level))
     # Third-party chatter at INFO would drown our one-line-per-event log.

@@ -134,11 +134,14 @@ import sys
 lines = [line.rstrip("\r\n").split("\t") for line in open(sys.argv[1], encoding="utf-8")] if len(sys.argv) > 1 else []
 collected = [f[1] for f in lines if f[0] == "collected"]
 ran = {f[1] for f in lines if f[0] == "ran"}
-failed = sorted({f[2] for f in lines if f[0] == "failed"})
+failures = [f[1:] for f in lines if f[0] == "failed"]  # when, test id, why
+failed = sorted({f[1] for f in failures})
 rest = [t for t in collected if t not in ran]
 open(sys.argv[2], "w", encoding="utf-8").write("".join(t + "\n" for t in rest))
 print(f"it ran {len(ran)} of {len(collected)} tests before it died; {len(failed)} failed: {failed}; "
       f"the crash came in or after: {rest[0] if rest else '(none)'}")
+for when, test, *why in failures:
+    print(f"  failed ({when}) {test}: {why[0] if why else '?'}")
 sys.exit(1 if failed or not collected else 0)
 EOF2
   }

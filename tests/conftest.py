@@ -8,10 +8,12 @@ reason; nothing else is.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from comfystudio_desktop.home import Home
+from comfystudio_desktop.logging_setup import HANDLER_MARKER
 from comfystudio_desktop.queue.connection import ResilientRedis
 from comfystudio_desktop.queue.job_queue import JobQueue
 from comfystudio_desktop.queue.outbox import Outbox
@@ -164,14 +167,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = items[k - 1::n]
 
 
+def _failure_line(report: pytest.TestReport) -> str:
+    """The failure's message (pytest's "E" line) as one line of at most 500 characters."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return " ".join(text.split())[:500]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
         _progress("collected", item.nodeid)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.failed:
-        _progress("failed", report.when, report.nodeid)
+    if report.failed:  # with why, in one line: a process that crashes later never prints its failure reports
+        _progress("failed", report.when, report.nodeid, _failure_line(report))
     if report.when == "teardown":
         _progress("ran", report.nodeid)
 
@@ -214,12 +224,43 @@ def _no_leftover_children() -> Iterator[None]:
             if child.status() == psutil.STATUS_ZOMBIE:
                 child.wait(1)
                 continue
-            leftovers.append(f"{child.pid} {' '.join(child.cmdline())[:120]}")
+            # The whole command line: a server's names its home, and the home (in tmp_path) names the test.
+            leftovers.append(f"{child.pid} {' '.join(child.cmdline())}")
             child.kill()
             child.wait(5)
         except psutil.NoSuchProcess:
             continue
     assert not leftovers, f"test left processes running: {leftovers}"
+
+
+#: The app's long-lived threads (named where they start): one still alive after the test that started it keeps
+#: working into the next tests, e.g. a watchdog restarting the redis-server the leftover check just killed.
+_APP_THREADS = re.compile(r"watchdog|comfy-events|lease-heartbeat|presence-.*")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_app_threads() -> Iterator[None]:
+    """Fail a test that leaves one of the app's long-lived threads running."""
+    before = set(threading.enumerate())
+    yield
+    leftovers = [t.name for t in threading.enumerate()
+                 if t not in before and t.is_alive() and _APP_THREADS.fullmatch(t.name)]
+    assert not leftovers, f"test left app threads running: {leftovers}"
+
+
+@pytest.fixture(autouse=True)
+def _root_log_handlers_restored() -> Iterator[None]:
+    """Undo the logging set-up of a test that runs the CLI's `main()` in-process: its stderr handler would write
+    to that test's closed capture ("--- Logging error ---" in every later test) and its file handler would keep a
+    file in that test's folder open."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if getattr(handler, HANDLER_MARKER, False):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture
