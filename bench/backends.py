@@ -36,6 +36,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from bench._report import log
 from comfystudio_desktop.backend_settings import Backend
 from comfystudio_desktop.jobs import Job, JobStatus
@@ -68,6 +70,12 @@ def _jobs(prefix: str, count: int, steps: int, seed: int) -> list[Job]:
     models += [SHARED] * (count - len(models))
     random.Random(seed).shuffle(models)
     return [Job(job_id=f"{prefix}{i:03d}", prompt=f"{prefix} {i}", model=m, steps=steps) for i, m in enumerate(models)]
+
+
+def _backend_of(queue: JobQueue, job_id: str) -> str:
+    """The backend a job's record names ("" when the record is gone)."""
+    record = queue.status(job_id)
+    return record.backend if record is not None else ""
 
 
 def _run(queue: JobQueue, jobs: list[Job], timeout: float) -> float:
@@ -138,12 +146,12 @@ def main() -> int:
         before = {name: Counter(fake.stats()["executions"]) for name, fake in fakes.items()}
         makespan = _run(queue, jobs, 900)
         executions = {name: Counter(fake.stats()["executions"]) - before[name] for name, fake in fakes.items()}
-        misrouted_records = sum(1 for j in jobs if j.model not in MODELS[queue.status(j.job_id).backend])  # type: ignore[union-attr]
+        ran_on = {j.job_id: _backend_of(queue, j.job_id) for j in jobs}
+        misrouted_records = sum(1 for j in jobs if j.model not in MODELS.get(ran_on[j.job_id], ()))
         misrouted_runs = sum(n for name, counts in executions.items() for job_id, n in counts.items()
                              if job_id.startswith("r") and next(j.model for j in jobs if j.job_id == job_id)
                              not in MODELS[name])
-        per_backend = {name: sum(1 for j in jobs if queue.status(j.job_id).backend == name)  # type: ignore[union-attr]
-                       for name in MODELS}
+        per_backend = {name: sum(1 for j in jobs if ran_on[j.job_id] == name) for name in MODELS}
         log(f"run 1 done: {makespan:.1f} s")
 
         jobs2 = _jobs("k", args.jobs, args.steps, seed=2)

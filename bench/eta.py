@@ -110,14 +110,14 @@ def replay(jobs: list[Job]) -> dict[str, object]:
         return abs(predicted - (finished - at)) / (finished - at)
 
     scored = [error(at, predicted) for at, predicted, _, learned in forecasts if learned]
-    naive = [error(at, naive) for at, _, naive, learned in forecasts if learned]
+    naive_errors = [error(at, naive) for at, _, naive, learned in forecasts if learned]
     every = [error(at, predicted) for at, predicted, _, _ in forecasts]
     return {
         "total_s": round(finished - start, 1),
         "forecasts_scored": len(scored),
         "queue_finish_median_abs_error_pct": round(100 * statistics.median(scored), 1),
         "queue_finish_p90_abs_error_pct": round(100 * pct(scored, 90), 1),
-        "naive_mean_time_median_abs_error_pct": round(100 * statistics.median(naive), 1),
+        "naive_mean_time_median_abs_error_pct": round(100 * statistics.median(naive_errors), 1),
         "all_forecasts_median_abs_error_pct": round(100 * statistics.median(every), 1),
         "met": statistics.median(scored) <= 0.15,
     }

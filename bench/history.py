@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,7 +68,7 @@ def naive_scan(history: History, word: str) -> int:
     raw = history.conn.client.hgetall(HISTORY_KEY)
     hits = 0
     for job_id, data in raw.items():
-        entry = parse_entry(data, job_id)
+        entry = parse_entry(data, job_id.decode() if isinstance(job_id, bytes) else job_id)
         if entry is not None and word in search_words(entry.job.prompt):
             hits += 1
     return hits
@@ -118,7 +119,7 @@ def main() -> int:
             results: dict[str, object] = {}
             worst = 0.0
             for name, query in queries.items():
-                p50, p95, page = timed(lambda q=query: history.search(q), args.runs)
+                p50, p95, page = timed(partial(history.search, query), args.runs)
                 assert isinstance(page, HistoryPage)
                 results[name] = {"p50_ms": p50, "p95_ms": p95, "matches": page.total,
                                  "count": "exact" if page.total_exact else "estimated"}

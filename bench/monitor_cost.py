@@ -210,7 +210,7 @@ def idle_cost(app: QApplication, queue: JobQueue, home: Home, redis_proc: psutil
 
     baseline = measure(False)
     monitored = measure(True)
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]  # as tests/ui/conftest.py: no exec() to leave
+    loop._QEventLoop__is_running = False  # as tests/ui/conftest.py: no exec() to leave
     loop.close()  # joins the executor's threads
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(None)

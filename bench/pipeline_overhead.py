@@ -84,6 +84,7 @@ from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
 from comfystudio_desktop.worker.consumer import Consumer
 from comfystudio_desktop.worker.job_inputs import build_graph, choose_template
+from comfystudio_desktop.worker.job_run import WorkerRun
 from tests.fake_comfyui.process import HOST, REPO_ROOT, FakeComfyProcess
 
 CHECKPOINT = "tiny/sd15-random.safetensors"
@@ -216,7 +217,7 @@ def make_graphs(client: ComfyClient, seeds: list[int], steps: int) -> list[tuple
     for seed in seeds:
         job = Job(prompt=PROMPT, model=CHECKPOINT, steps=steps, seed=seed)
         template = choose_template(job, library, catalogue)
-        graph = build_graph(job, template, {}, seed_used=seed, catalogue=catalogue, settings=Settings()).graph
+        graph = build_graph(job, template, {}, seed_used=seed, catalogue=catalogue).graph
         out.append((job.job_id, graph))
     return out
 
@@ -324,11 +325,11 @@ def probes_installed(probe: Probe) -> Iterator[None]:
         probe.last_frame = None
         orig_emit(self, event)
 
-    def on_event(self: Consumer, event: ComfyEvent) -> None:
+    def on_event(self: Consumer, run: WorkerRun, event: ComfyEvent) -> None:
         entry = probe.frame_of.pop(id(event), None)
         probe.current = (entry[0], entry[1], event.kind.value) if entry is not None else None
         try:
-            orig_on_event(self, event)
+            orig_on_event(self, run, event)
         finally:
             probe.current = None
 

@@ -36,7 +36,8 @@ from comfystudio_desktop.queue.connection import RedisUnavailable
 from comfystudio_desktop.queue.job_queue import JobQueue, SubmitOutcome
 from comfystudio_desktop.runtime import open_queue
 from comfystudio_desktop.settings import Settings
-from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE, pick_free_port
+from comfystudio_desktop.supervise.comfy_launcher import COMFY_SERVICE
+from comfystudio_desktop.supervise.loopback_ports import free_port
 from comfystudio_desktop.supervise.redis_service import REDIS_SERVICE
 from comfystudio_desktop.supervise.service_state import ServiceState, State
 from comfystudio_desktop.supervise.services import AppServices, build_services
@@ -118,7 +119,7 @@ def finished(queue: JobQueue, job_id: str) -> Callable[[], bool]:
 
 
 def bench_redis(home: Home, reps: int, interval: float, reconnect_delay: float) -> dict[str, list[float]]:
-    settings = Settings(comfy_url=f"http://127.0.0.1:{pick_free_port()}")
+    settings = Settings(comfy_url=f"http://127.0.0.1:{free_port()}")
     results: dict[str, list[float]] = {"redis-server running again": [], "queue serving again": []}
     timeline = Timeline()
     with build_services(home, settings, interval_s=interval) as services:
