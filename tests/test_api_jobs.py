@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ from comfystudio_desktop.api.openapi_document import OPENAPI
 from comfystudio_desktop.api.server import build_app
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.queue.job_queue import JobQueue
+from comfystudio_desktop.queue.redis_endpoint import RedisEndpoint
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 from tests.api_support import ApiHarness, files_in, png_bytes
@@ -174,3 +176,37 @@ def test_openapi_lists_exactly_the_routes(api: ApiHarness, home: Home, queue: Jo
     documented = {(path, method) for path, item in OPENAPI["paths"].items() for method in item}
     assert routes == documented
     assert isinstance(app, web.Application)
+
+
+def test_push_carries_the_first_event_of_a_job_submitted_as_soon_as_the_api_answers(api: ApiHarness) -> None:
+    # The harness has just started the server: the push channel must already follow the event stream, or the
+    # job's "queued" entry (written before a late follower reads where the stream ends) never reaches the client.
+    answer = api.session.get(f"{api.url}/api/events", params={"job_id": "pushed-first", "token": api.token},
+                             stream=True, timeout=30)
+    with answer:
+        lines = answer.iter_lines(decode_unicode=True)
+        assert next(lines) == ": connected"
+        assert api.post("/api/generate", json={"job_id": "pushed-first", "prompt": "p"}).status_code == 200
+        for line in lines:
+            assert not line.startswith(": keep-alive"), "the job's first event never came"
+            if line.startswith("data: "):
+                assert json.loads(line[6:])["status"] == "queued"
+                break
+
+
+def test_the_event_follower_says_when_it_follows(endpoint: RedisEndpoint) -> None:
+    from dataclasses import replace
+
+    from comfystudio_desktop.api.event_hub import EventHub
+    from tests.fake_comfyui.process import free_port
+
+    async def connected(where: RedisEndpoint) -> bool:
+        hub = EventHub(lambda: where)
+        hub.start()
+        try:
+            return await hub.wait_connected(3.0)
+        finally:
+            await hub.stop()
+
+    assert asyncio.run(connected(endpoint)) is True
+    assert asyncio.run(connected(replace(endpoint, port=free_port()))) is False  # nothing listens there

@@ -76,6 +76,15 @@ class EventHub:
         """Start following on the running loop, from the stream's end."""
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
+    async def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until the follower has read where the stream ends (events after that reach subscribers); False
+        after `timeout_s` (Redis not answering)."""
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
         """Stop following; every subscriber's feed ends."""
         self._stopping = True

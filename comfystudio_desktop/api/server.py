@@ -31,6 +31,8 @@ from comfystudio_desktop.settings import Settings, is_loopback_host
 __all__ = ["ApiServer", "BindRefused", "build_app", "check_bind"]
 
 log = logging.getLogger(__name__)
+#: How long the API waits at start for its event follower to reach Redis before it answers anyway.
+_HUB_CONNECT_S = 5.0
 
 
 class BindRefused(ValueError):
@@ -95,16 +97,21 @@ class ApiServer:
                                access_log=logging.getLogger("comfystudio_desktop.api.access"), shutdown_timeout=2.0,
                                handle_signals=False)
         await runner.setup()
+        # Follow the event stream before answering anyone: a client that opens the push channel and then submits
+        # must get its job's first event, which a follower that starts "from the end" later would skip.
+        hub.start()
+        if not await hub.wait_connected(_HUB_CONNECT_S):
+            log.warning("API push channel: Redis does not answer yet; events are pushed from when it does")
         try:
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
         except BaseException:
+            await hub.stop()
             await runner.cleanup()
             context.executor.shutdown(wait=False)
             raise
         if self.port == 0:  # an ephemeral port (tests, the benchmark): say which one
             self.port = int(runner.addresses[0][1])
-        hub.start()
         self._runner, self._context = runner, context
         log.info("API listening on %s (token in %r)", self.url, str(token_path(self.home)))
 
