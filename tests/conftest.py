@@ -8,6 +8,7 @@ reason; nothing else is.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ from comfystudio_desktop.queue.connection import ResilientRedis
 from comfystudio_desktop.queue.job_queue import JobQueue
 from comfystudio_desktop.queue.outbox import Outbox
 from comfystudio_desktop.supervise.redis_server import EmbeddedRedis, RedisEndpoint
+from comfystudio_desktop.supervise.watchdog import Watchdog
 
 # `fake`, `settings` and `worker` for the tests that run the worker in-process.
 pytest_plugins = ["tests.worker_fixtures"]
@@ -245,6 +247,10 @@ def _no_leftover_app_threads() -> Iterator[None]:
     yield
     leftovers = [t.name for t in threading.enumerate()
                  if t not in before and t.is_alive() and _APP_THREADS.fullmatch(t.name)]
+    if "watchdog" in leftovers:  # stop it, so that this test fails alone rather than every test it restarts into
+        for obj in gc.get_objects():
+            if isinstance(obj, Watchdog):
+                obj.stop()
     assert not leftovers, f"test left app threads running: {leftovers}"
 
 
