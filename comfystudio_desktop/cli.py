@@ -73,6 +73,9 @@ class Command:
     needs: Needs
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     comfy_url: bool = False  # accepts --comfy-url after its name
+    #: A QUEUE command's answer without opening the queue ("module:function", given args, home and settings);
+    #: when it returns None the handler runs as usual.
+    quick: str | None = None
 
 
 # -- arguments ------------------------------------------------------------------------------------------------
@@ -274,7 +277,7 @@ _C = "comfystudio_desktop.cli_queue_control"
 COMMANDS: tuple[Command, ...] = (
     Command("submit", "queue a job, or a batch with --from", f"{_Q}:cmd_submit", Needs.QUEUE, _submit_arguments),
     Command("status", "a job's status (the seed's fields)", f"{_Q}:cmd_status", Needs.QUEUE,
-            _job_id_arguments("--json")),
+            _job_id_arguments("--json"), quick="comfystudio_desktop.cli_status:quick_status"),
     Command("cancel", "cancel a job", f"{_Q}:cmd_cancel", Needs.QUEUE, _job_id_arguments()),
     Command("retry", "queue a failed or cancelled job again", f"{_Q}:cmd_retry", Needs.QUEUE, _job_id_arguments()),
     Command("jobs", "list jobs (--status queued: in the order they will run)", f"{_Q}:cmd_jobs", Needs.QUEUE,
@@ -358,7 +361,12 @@ class _Session:
 
 
 def _handler(command: Command) -> Callable[..., int]:
-    module, _, name = command.handler.partition(":")
+    return _function(command.handler)
+
+
+def _function(where: str) -> Callable[..., Any]:
+    """The function named "module:function", its module imported now."""
+    module, _, name = where.partition(":")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
@@ -381,7 +389,7 @@ def _home_root(args: argparse.Namespace) -> Path:
 
 
 def _open_home(args: argparse.Namespace, session: _Session) -> tuple[Any, Any]:
-    from comfystudio_desktop.runtime import load_home_and_settings
+    from comfystudio_desktop.home_settings import load_home_and_settings
 
     try:
         root = _home_root(args)
@@ -421,6 +429,12 @@ def _dispatch(args: argparse.Namespace, session: _Session) -> int:
     home, settings = _open_home(args, session)
     if command.needs is Needs.HOME:
         return _handler(command)(args, home, settings)
+    return _run_on_queue(command, args, home, settings)
+
+
+def _run_on_queue(command: Command, args: argparse.Namespace, home: Any, settings: Any) -> int:
+    if command.quick is not None and (code := _function(command.quick)(args, home, settings)) is not None:
+        return int(code)
     handler = _handler(command)
     from comfystudio_desktop.runtime import open_queue
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from comfystudio_desktop.cli_args import CommandFailed, shown
 from comfystudio_desktop.cli_batch_jobs import spread_jobs
+from comfystudio_desktop.cli_status import EXIT_FAILED, EXIT_OK, exit_for, print_record
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.job_batch import check_images
 from comfystudio_desktop.jobs import Job, JobRecord, JobStatus, JobValidationError
@@ -25,7 +26,6 @@ from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 
 __all__ = ["cmd_cancel", "cmd_jobs", "cmd_redis", "cmd_retry", "cmd_status", "cmd_submit"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 # -- submit ----------------------------------------------------------------------------------------------
@@ -91,8 +91,8 @@ def cmd_submit(args: argparse.Namespace, rt: Runtime) -> int:
             print(json.dumps({"job_id": job.job_id, "outcome": outcome.value}) if args.json else job.job_id)
         return EXIT_OK
     record = _wait_terminal(rt, jobs[0].job_id, args.timeout)
-    _print_record(record, args.json)
-    return _exit_for(record)
+    print_record(record, args.json)
+    return exit_for(record)
 
 
 def _wait_terminal(rt: Runtime, job_id: str, timeout: float) -> JobRecord:
@@ -119,32 +119,13 @@ def _wait_terminal(rt: Runtime, job_id: str, timeout: float) -> JobRecord:
 
 
 # -- one job -----------------------------------------------------------------------------------------------
-def _print_record(record: JobRecord, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(record.seed_fields() | {"message": record.message, "attempts": record.attempts,
-                                                 "seed_used": record.seed_used, "outputs": list(record.outputs)}))
-    else:
-        line = f"{record.job_id}  {record.status.value:<10} {record.progress:>3}%"
-        if record.image_url:
-            line += f"  {record.image_url}"
-        if record.error:
-            line += f"  error: {record.error}"
-        elif record.message:
-            line += f"  ({record.message})"
-        print(line)
-
-
-def _exit_for(record: JobRecord) -> int:
-    return EXIT_OK if record.status in (JobStatus.FINISHED, JobStatus.QUEUED, JobStatus.PROCESSING) else EXIT_FAILED
-
-
 def cmd_status(args: argparse.Namespace, rt: Runtime) -> int:
     """Print one job's status."""
     record = rt.queue.status(args.job_id)
     if record is None:
         raise CommandFailed(f"unknown job {shown(args.job_id)}")
-    _print_record(record, args.json)
-    return _exit_for(record)
+    print_record(record, args.json)
+    return exit_for(record)
 
 
 def cmd_cancel(args: argparse.Namespace, rt: Runtime) -> int:
@@ -176,7 +157,7 @@ def cmd_jobs(args: argparse.Namespace, rt: Runtime) -> int:
         print(json.dumps([r.to_dict() for r in records]))
     else:
         for record in records:
-            _print_record(record, False)
+            print_record(record, False)
     return EXIT_OK
 
 
@@ -191,7 +172,7 @@ def _queued_jobs(rt: Runtime, *, as_json: bool) -> int:
         return EXIT_OK
     for q in queued:
         print(f"{q.position:>4}  {q.priority.label:<6}  ", end="")
-        _print_record(q.record, False)
+        print_record(q.record, False)
     return EXIT_OK
 
 

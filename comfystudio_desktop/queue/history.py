@@ -38,8 +38,7 @@ from redis.client import NEVER_DECODE
 from comfystudio_desktop.jobs import JobStatus
 from comfystudio_desktop.queue.connection import ResilientRedis
 from comfystudio_desktop.queue.history_entry import HistoryEntry, entry_from_record, parse_entry, search_words
-from comfystudio_desktop.queue.job_queue import decode_hash
-from comfystudio_desktop.queue.job_records import record_from_hash
+from comfystudio_desktop.queue.job_records import decode_hash, record_from_hash
 
 __all__ = ["FAVOURITES_KEY", "HISTORY_KEY", "INBOX_KEY", "TIME_KEY", "History", "HistoryPage", "HistoryQuery",
            "StarOutcome"]

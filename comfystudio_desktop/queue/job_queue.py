@@ -44,7 +44,14 @@ from comfystudio_desktop.queue.intake import (
     SEED_QUEUE_KEY,
     Intake,
 )
-from comfystudio_desktop.queue.job_records import event_from_fields, int_field, record_from_hash
+from comfystudio_desktop.queue.job_records import (
+    STATUS_PREFIX,
+    decode_hash,
+    event_from_fields,
+    int_field,
+    record_from_hash,
+    reply_text,
+)
 from comfystudio_desktop.queue.outbox import Outbox
 
 __all__ = [
@@ -53,18 +60,19 @@ __all__ = [
     "INTAKE_PROCESSING_KEY",
     "INTAKE_SEQ_KEY",
     "SEED_QUEUE_KEY",
+    "STATUS_PREFIX",
     "CancelOutcome",
     "JobQueue",
     "Lease",
     "LeaseState",
     "SubmitOutcome",
+    "decode_hash",
     "event_from_fields",
     "record_from_hash",
 ]
 
 log = logging.getLogger(__name__)
 
-STATUS_PREFIX = "job:status:"
 PENDING_KEY = "cs:pending"
 LEASES_KEY = "cs:leases"
 TOKENS_KEY = "cs:lease_tokens"
@@ -317,7 +325,7 @@ class JobQueue:
         """A lease for a claimed job; a job whose stored spec no longer parses is failed instead (None)."""
         raw_id, spec, attempts_raw, progress_raw = reply
         job_id = raw_id.decode("utf-8", "backslashreplace")
-        attempts, progress = int_field(_text(attempts_raw)), int_field(_text(progress_raw))
+        attempts, progress = int_field(reply_text(attempts_raw)), int_field(reply_text(progress_raw))
         try:
             job = Job.from_json(spec or b"")
             if job.job_id != job_id:
@@ -367,7 +375,7 @@ class JobQueue:
             "FINISH_AND_CLAIM", [LEASES_KEY, TOKENS_KEY, EVENTS_KEY, PENDING_KEY],
             [lease.job_id, lease.token, image_url, json.dumps(list(outputs)), now_iso(), EVENTS_MAXLEN,
              TERMINAL_TTL_S, token, deadline, lease.worker_id])
-        state = LeaseState(_text(state_raw))
+        state = LeaseState(reply_text(state_raw))
         if state is LeaseState.OK:
             log.info("Job %r finished: %r", lease.job_id, image_url)
         if not claimed[0]:
@@ -511,20 +519,6 @@ class JobQueue:
 
 def _undecoded(client: redis.Redis, *command: Any) -> Any:
     return client.execute_command(*command, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
-
-
-def _text(value: object) -> str:
-    """A reply field read undecoded: text, with invalid UTF-8 kept visible as escapes."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return "" if value is None else str(value)
-
-
-def decode_hash(raw: object) -> dict[str, str]:
-    """An undecoded HGETALL reply as text; invalid UTF-8 (written by another tool) kept visible as escapes."""
-    if not isinstance(raw, dict):
-        return {}
-    return {_text(key): _text(value) for key, value in raw.items()}
 
 
 def _loggable(value: str) -> str:

@@ -10,7 +10,24 @@ import json
 
 from comfystudio_desktop.jobs import Job, JobEvent, JobRecord, JobStatus, JobValidationError
 
-__all__ = ["event_from_fields", "int_field", "record_from_hash"]
+__all__ = ["STATUS_PREFIX", "decode_hash", "event_from_fields", "int_field", "record_from_hash", "reply_text"]
+
+#: A job's record is the hash at this prefix + its id.
+STATUS_PREFIX = "job:status:"
+
+
+def reply_text(value: object) -> str:
+    """A reply field read undecoded: text, with invalid UTF-8 kept visible as escapes."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return "" if value is None else str(value)
+
+
+def decode_hash(raw: object) -> dict[str, str]:
+    """An undecoded HGETALL reply as text; invalid UTF-8 (written by another tool) kept visible as escapes."""
+    if not isinstance(raw, dict):
+        return {}
+    return {reply_text(key): reply_text(value) for key, value in raw.items()}
 
 
 def int_field(text: str | None, default: int = 0) -> int:

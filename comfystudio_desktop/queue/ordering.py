@@ -26,11 +26,9 @@ from comfystudio_desktop.queue.job_queue import (
     EVENTS_MAXLEN,
     PENDING_KEY,
     SEQ_KEY,
-    STATUS_PREFIX,
     JobQueue,
-    decode_hash,
 )
-from comfystudio_desktop.queue.job_records import record_from_hash
+from comfystudio_desktop.queue.job_records import STATUS_PREFIX, decode_hash, record_from_hash
 
 __all__ = ["MOVE", "Move", "MoveOutcome", "Priority", "QueueOrder", "QueuedJob"]
 

@@ -1,14 +1,18 @@
-"""Where the queue's Redis listens and how to log in, and the errors of the embedded server."""
+"""Where the queue's Redis listens and how to log in, and the errors of the embedded server.
+
+redis-py is imported where a client is made, not with this module: finding the home's server (the pid file, the
+password) is also what `status` does before it reads one record without redis-py (`cli_status`), and importing
+redis-py alone costs more than that whole command's budget.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio as aioredis
 
 __all__ = [
     "USER_STOP_MARKER",
@@ -21,7 +25,6 @@ __all__ = [
     "one_shot_options",
 ]
 
-_REDIS_PY_MAJOR = int(redis.__version__.split(".")[0])
 #: The file a deliberate `redis stop` leaves in the Redis folder.
 USER_STOP_MARKER = "stopped-by-user"
 USER_STOP_MESSAGE = "Redis was stopped by the user; run `comfystudio-desktop redis start`"
@@ -59,6 +62,10 @@ class RedisEndpoint:
 
     def client(self, *, socket_timeout: float | None = 5.0, **kwargs: object) -> redis.Redis:
         """A new client for this endpoint with the seed's connection options."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         options: dict[str, Any] = {
             # One immediate retry replaces a pooled connection that died with a restarted server; longer waits
             # are the connection layer's job (the seed's 5 attempts 2 s apart), not redis-py's backoff.
@@ -71,7 +78,8 @@ class RedisEndpoint:
             "protocol": 2,
             **kwargs,
         }
-        if _REDIS_PY_MAJOR < 6:  # from 6.0 on, retrying on timeouts is the default and the flag is deprecated
+        # From redis-py 6.0 on, retrying on timeouts is the default and the flag is deprecated.
+        if int(redis.__version__.split(".")[0]) < 6:
             options["retry_on_timeout"] = True
         if self.url:
             return redis.Redis.from_url(self.url, **options)
@@ -80,6 +88,8 @@ class RedisEndpoint:
 
     def async_client(self, *, socket_timeout: float) -> aioredis.Redis:
         """A new asyncio client (the event-stream readers) with the same login and protocol as `client`."""
+        import redis.asyncio as aioredis
+
         options: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": socket_timeout,
                                    "decode_responses": True, "protocol": 2}
         if self.url:
@@ -90,12 +100,17 @@ class RedisEndpoint:
 def one_shot_options(timeout_s: float) -> dict[str, Any]:
     """Client options for one command that must not be retried: a failed PING is an answer, a SHUTDOWN is not sent
     twice, and nothing waits longer than `timeout_s`."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "health_check_interval": 0,
             "retry": Retry(NoBackoff(), 0)}
 
 
 def answers_ping(client: redis.Redis) -> bool:
     """PING once with `client`, then close it: False when refused, timed out, still loading the AOF, …"""
+    import redis
+
     try:
         return bool(client.ping())
     except redis.exceptions.RedisError:

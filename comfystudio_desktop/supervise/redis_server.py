@@ -20,9 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.home import Home
@@ -442,6 +439,8 @@ class EmbeddedRedis:
 
     @staticmethod
     def _wait_ready(endpoint: RedisEndpoint, *, deadline: float, proc: subprocess.Popen[bytes] | None) -> bool:
+        import redis
+
         client = endpoint.client(socket_timeout=2.0, health_check_interval=0)
         try:
             while time.monotonic() < deadline:
@@ -484,6 +483,10 @@ class EmbeddedRedis:
         return True
 
     def _shutdown(self, record: PidRecord, timeout: float) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         try:
             client = self.endpoint(record).client(socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
         except RedisServerError as exc:
