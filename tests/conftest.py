@@ -245,8 +245,11 @@ def _no_leftover_app_threads() -> Iterator[None]:
     """Fail a test that leaves one of the app's long-lived threads running."""
     before = set(threading.enumerate())
     yield
-    leftovers = [t.name for t in threading.enumerate()
-                 if t not in before and t.is_alive() and _APP_THREADS.fullmatch(t.name)]
+    candidates = [t for t in threading.enumerate() if t not in before and _APP_THREADS.fullmatch(t.name)]
+    for thread in candidates:  # a reader told to stop may take a moment to see it (a slow machine, Wine)
+        if thread.name != "watchdog":
+            thread.join(10)
+    leftovers = [t.name for t in candidates if t.is_alive()]
     if "watchdog" in leftovers:  # stop it, so that this test fails alone rather than every test it restarts into
         for obj in gc.get_objects():
             if isinstance(obj, Watchdog):
