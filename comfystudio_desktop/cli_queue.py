@@ -27,7 +27,6 @@ from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 __all__ = ["cmd_cancel", "cmd_jobs", "cmd_redis", "cmd_retry", "cmd_status", "cmd_submit"]
 
 
-
 # -- submit ----------------------------------------------------------------------------------------------
 def job_defaults(args: argparse.Namespace) -> dict[str, Any]:
     """The job fields `submit`'s options give (explicit sizes stay sizes; the ratio stays a ratio)."""
