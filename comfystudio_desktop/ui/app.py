@@ -20,6 +20,7 @@ from comfystudio_desktop.home import Home
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.ui.app_controller import AppController
 from comfystudio_desktop.ui.background_tasks import background_pool
+from comfystudio_desktop.ui.gui_thread_gc import GuiThreadCollector
 from comfystudio_desktop.ui.main_window import MainWindow
 from comfystudio_desktop.ui.single_instance import SingleInstance
 from comfystudio_desktop.ui.theme import apply_theme
@@ -156,6 +157,8 @@ def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) ->
         return 0
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = GuiThreadCollector(app)  # Qt objects in reference cycles are freed on this thread, never a worker's
+    collector.start()
     try:
         with loop:
             session = AppSession(home, settings, offer_first_run=not exit_when_ready)
@@ -164,4 +167,5 @@ def run_app(home: Home, settings: Settings, *, exit_when_ready: bool = False) ->
             code: int = loop.run_until_complete(session.run(exit_when_ready=exit_when_ready))
             return code
     finally:
+        collector.stop()
         instance.release()

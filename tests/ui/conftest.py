@@ -20,6 +20,7 @@ from pytestqt.qtbot import QtBot
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.settings import Settings, save_settings
 from comfystudio_desktop.ui.background_tasks import background_pool
+from comfystudio_desktop.ui.gui_thread_gc import GuiThreadCollector
 from tests.fake_comfyui.process import FakeComfyProcess
 from tests.ui.window_session import Session
 
@@ -35,6 +36,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if Path(item.path).resolve().is_relative_to(_HERE):
             item.add_marker(pytest.mark.qt_log_level_fail("WARNING"))
             item.add_marker(pytest.mark.qt_log_ignore(*_PLATFORM_NOISE))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gui_thread_gc(qapp: QApplication) -> Iterator[None]:
+    """Garbage is collected as the app collects it: on the GUI thread only (ui/gui_thread_gc.py)."""
+    collector = GuiThreadCollector(qapp)
+    collector.start()
+    yield
+    collector.stop()
 
 
 @pytest.fixture(autouse=True)
