@@ -24,7 +24,10 @@ from comfystudio_desktop.queue.redis_endpoint import RedisEndpoint
 __all__ = ["QueueEventStream", "QueueMessage", "StreamConnected", "StreamLost"]
 
 log = logging.getLogger(__name__)
-_BLOCK_MS = 5_000
+#: How long one XREAD waits for new entries. A new entry ends it at once; what the block bounds is how long a
+#: cancelled read can keep the connection busy (under the Windows stage's Wine a cancelled socket read ends
+#: only with its block, so a window's quit waited that long). One idle round trip a second costs nothing.
+_BLOCK_MS = 1_000
 #: Reconnect delays of the follower: 0.5 s, doubled per failure, at most 5 s.
 _RECONNECT = Backoff(initial=0.5, factor=2.0, maximum=5.0)
 
