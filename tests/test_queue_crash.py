@@ -46,26 +46,29 @@ def test_kill_9_during_enqueue_and_claim_loses_and_doubles_nothing(home: Home, r
             except RedisUnavailable:
                 continue
 
+    def all_terminal() -> bool:
+        client = producer_q.conn.client
+        return client.zcard(PENDING_KEY) == 0 and client.zcard(LEASES_KEY) == 0
+
     producer = threading.Thread(target=produce)
     consumer = threading.Thread(target=consume)
     producer.start()
     consumer.start()
-    wait_until(lambda: len(accepted) >= TOTAL // 3, timeout=30, message="a third of the jobs accepted")
-    victim = redis_server.running_record()
-    assert victim is not None
-    psutil.Process(victim.pid).kill()  # SIGKILL: no chance to save anything beyond the AOF
-    producer.join(60)
-    assert not errors, errors
-    assert len(accepted) == TOTAL
-    assert redis_server.running_record() is not None and redis_server.running_record() != victim
-    producer_q.deliver_outbox()
-
-    def all_terminal() -> bool:
-        client = producer_q.conn.client
-        return client.zcard(PENDING_KEY) == 0 and client.zcard(LEASES_KEY) == 0
-    wait_until(all_terminal, timeout=60, message="every job claimed and finished")
-    stop.set()
-    consumer.join(10)
+    try:
+        wait_until(lambda: len(accepted) >= TOTAL // 3, timeout=30, message="a third of the jobs accepted")
+        victim = redis_server.running_record()
+        assert victim is not None
+        psutil.Process(victim.pid).kill()  # SIGKILL: no chance to save anything beyond the AOF
+        producer.join(60)
+        assert not errors, errors
+        assert len(accepted) == TOTAL
+        assert redis_server.running_record() is not None and redis_server.running_record() != victim
+        producer_q.deliver_outbox()
+        wait_until(all_terminal, timeout=60, message="every job claimed and finished")
+    finally:  # whatever failed: the consumer stops, so nothing reconnects (and restarts the server) after the test
+        stop.set()
+        consumer.join(10)
+        producer.join(60)
 
     # Every accepted job exists exactly once, and ended finished.
     records = producer_q.jobs()

@@ -139,7 +139,6 @@ def test_moves_racing_claims_lose_and_double_nothing(home: Home, redis_server: E
     # Two workers in their own processes, as headless workers on the same queue would be; they wait for jobs.
     procs = [subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "procs" / "claimer.py"), str(home.root),
                                str(n)], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT) for n in range(2)]
-    ids = submit(producer, 600)
     claimed: list[str] = []
     outcomes: list[MoveOutcome] = []
     errors: list[BaseException] = []
@@ -170,21 +169,33 @@ def test_moves_racing_claims_lose_and_double_nothing(home: Home, redis_server: E
 
     move_thread = threading.Thread(target=mover, args=(queues[0],))
     threads = [threading.Thread(target=claim, args=(q,)) for q in queues[1:]]
-    move_thread.start()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
     by_processes = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0
-        by_processes.extend(out.split())
-    claimed.extend(by_processes)
-    done.set()
-    move_thread.join(30)
-    for q in (producer, *queues):
-        q.conn.close()
+    try:
+        # Submitted once both processes wait for jobs: a process slow to start (Windows) would otherwise find the
+        # threads had taken every job already.
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        ids = submit(producer, 600)
+        move_thread.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0
+            by_processes.extend(out.split())
+        claimed.extend(by_processes)
+    finally:  # whatever failed: the mover stops, so nothing reconnects (and restarts the server) after the test
+        done.set()
+        if move_thread.is_alive():
+            move_thread.join(30)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+        for q in (producer, *queues):
+            q.conn.close()
     assert not errors, errors
     assert sorted(claimed) == sorted(ids)  # every job claimed, none twice
     assert by_processes  # the processes took part

@@ -1,6 +1,7 @@
 """A worker process for the ordering race test: waits for jobs, claims and finishes them until none is left.
 
-Run as a script with the home folder whose embedded redis-server is running; prints one claimed id per line.
+Run as a script with the home folder whose embedded redis-server is running; prints "ready" once connected, then
+one claimed id per line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ def main() -> int:
     server = EmbeddedRedis(Home(Path(sys.argv[1])))
     conn = ResilientRedis(server.endpoint, delay_s=0.1)
     queue = JobQueue(conn)
+    conn.client.ping()
+    print("ready", flush=True)  # the test submits only now, so the jobs cannot all be gone before this one looks
     deadline = time.monotonic() + 60
     while conn.client.zcard(PENDING_KEY) == 0:  # started before the jobs are submitted: wait for them
         if time.monotonic() > deadline:
