@@ -25,6 +25,9 @@ from typing import Any, NoReturn
 
 from comfystudio_desktop import __version__
 from comfystudio_desktop.cli_args import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
     date_ms,
     finite_float,
     first_invalid_text,
@@ -39,7 +42,6 @@ from comfystudio_desktop.supervise.child_env import release_dll_directory
 __all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Command", "Needs", "UsageError", "build_parser",
            "main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "comfystudio-desktop"
 CRASH_LOG = "crash.log"
 log = logging.getLogger(__name__)

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "MAX_SHOWN_CHARS",
     "CommandFailed",
     "date_ms",
@@ -24,6 +27,8 @@ __all__ = [
     "strict_int",
 ]
 
+#: A command's exit codes: done; failed (a job failed, a check did not pass); refused (bad input, one line).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SHOWN_CHARS = 60
 _MAX_LINE_CHARS = 400
 _INT_RE = re.compile(r"[+-]?[0-9]{1,40}")

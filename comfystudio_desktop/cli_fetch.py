@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from comfystudio_desktop.cli_args import CommandFailed, shown
+from comfystudio_desktop.cli_args import EXIT_FAILED, EXIT_OK, CommandFailed, shown
 from comfystudio_desktop.file_replace import replace_file
 from comfystudio_desktop.jobs import JobRecord, JobStatus
 from comfystudio_desktop.outputs.fetch import OutputFetcher, Unavailable
@@ -23,7 +23,6 @@ from comfystudio_desktop.runtime import Runtime
 
 __all__ = ["cmd_fetch"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def cmd_fetch(args: argparse.Namespace, rt: Runtime) -> int:

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from comfystudio_desktop.cli_args import CommandFailed, shown
+from comfystudio_desktop.cli_args import EXIT_OK, CommandFailed, shown
 from comfystudio_desktop.jobs import JobStatus
 from comfystudio_desktop.queue.history import History, HistoryQuery, StarOutcome
 from comfystudio_desktop.queue.history_entry import HistoryEntry
@@ -18,7 +18,6 @@ from comfystudio_desktop.runtime import Runtime
 
 __all__ = ["cmd_export", "cmd_history", "cmd_import", "cmd_move", "cmd_star", "cmd_unstar"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 _PROMPT_CHARS = 70
 
 

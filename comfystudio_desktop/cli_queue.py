@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from comfystudio_desktop.cli_args import CommandFailed, shown
+from comfystudio_desktop.cli_args import EXIT_FAILED, EXIT_OK, CommandFailed, shown
 from comfystudio_desktop.cli_batch_jobs import spread_jobs
-from comfystudio_desktop.cli_status import EXIT_FAILED, EXIT_OK, exit_for, print_record
+from comfystudio_desktop.cli_status import exit_for, print_record
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.job_batch import check_images
 from comfystudio_desktop.jobs import Job, JobRecord, JobStatus, JobValidationError

@@ -9,7 +9,7 @@ from typing import Any
 
 from comfystudio_desktop.active_hours import parse_active_hours
 from comfystudio_desktop.batch_expansion import new_batch_id
-from comfystudio_desktop.cli_args import CommandFailed, shown
+from comfystudio_desktop.cli_args import EXIT_FAILED, EXIT_OK, CommandFailed, shown
 from comfystudio_desktop.queue.forecast import JobEta, QueueForecast
 from comfystudio_desktop.queue.job_batches import BatchStatus, JobBatches
 from comfystudio_desktop.queue.job_queue import CancelOutcome
@@ -19,7 +19,6 @@ from comfystudio_desktop.runtime import Runtime
 
 __all__ = ["cmd_batch", "cmd_eta", "cmd_pause", "cmd_resume"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 # -- batches -------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
+from comfystudio_desktop.cli_args import EXIT_FAILED, EXIT_OK
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.queue.redis_endpoint import answers_ping, one_shot_options
 from comfystudio_desktop.settings import Settings
@@ -34,7 +35,6 @@ from comfystudio_desktop.supervise.services import external_redis_check
 
 __all__ = ["Reach", "ServiceReport", "cmd_services", "comfy_report", "redis_report"]
 
-_EXIT_OK, _EXIT_FAILED = 0, 1
 
 
 class Reach(StrEnum):
@@ -128,7 +128,7 @@ def cmd_services(args: argparse.Namespace, home: Home, settings: Settings) -> in
     else:
         for report in reports:
             print(report.line())
-    return _EXIT_OK if all(report.ok for report in reports) else _EXIT_FAILED
+    return EXIT_OK if all(report.ok for report in reports) else EXIT_FAILED
 
 
 

@@ -12,7 +12,7 @@ import argparse
 import json
 import logging
 
-from comfystudio_desktop.cli_args import CommandFailed, shown
+from comfystudio_desktop.cli_args import EXIT_FAILED, EXIT_OK, CommandFailed, shown
 from comfystudio_desktop.home import Home
 from comfystudio_desktop.jobs import JobRecord, JobStatus
 from comfystudio_desktop.queue.job_records import STATUS_PREFIX, decode_hash, record_from_hash
@@ -22,11 +22,10 @@ from comfystudio_desktop.queue.resp_connection import RespConnection, RespError
 from comfystudio_desktop.settings import Settings
 from comfystudio_desktop.supervise.redis_server import EmbeddedRedis
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "exit_for", "print_record", "quick_status"]
+__all__ = ["exit_for", "print_record", "quick_status"]
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED = 0, 1
 _READ_TIMEOUT_S = 5.0
 
 
