@@ -38,7 +38,7 @@ from redis.client import NEVER_DECODE
 from comfystudio_desktop.jobs import JobStatus
 from comfystudio_desktop.queue.connection import ResilientRedis
 from comfystudio_desktop.queue.history_entry import HistoryEntry, entry_from_record, parse_entry, search_words
-from comfystudio_desktop.queue.job_records import decode_hash, record_from_hash
+from comfystudio_desktop.queue.job_records import decode_hash, record_from_hash, reply_text
 
 __all__ = ["FAVOURITES_KEY", "HISTORY_KEY", "INBOX_KEY", "TIME_KEY", "History", "HistoryPage", "HistoryQuery",
            "StarOutcome"]
@@ -228,7 +228,7 @@ class History:
             budget = self.walk_budget + 2 * (offset + limit)  # a deep page is still cheaper to walk to
             temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
             reply = self.conn.call(lambda c: self._search(keys=[*keys, temp], args=[*args, budget], client=c))
-            exact, total, ids = int(reply[0]) == 1, int(reply[1]), [_text(i) for i in reply[2:]]
+            exact, total, ids = int(reply[0]) == 1, int(reply[1]), [reply_text(i) for i in reply[2:]]
         found = self._entries(ids, with_favourites=True)
         return HistoryPage(tuple(found[i] for i in ids if i in found), total, exact)
 
@@ -242,7 +242,7 @@ class History:
             return pipe.execute()
 
         total, ids = self.conn.call(run)
-        return int(total), [_text(i) for i in ids]
+        return int(total), [reply_text(i) for i in ids]
 
     def get(self, job_id: str) -> HistoryEntry | None:
         """One job's entry, or None."""
@@ -254,7 +254,7 @@ class History:
 
     def favourite_ids(self) -> set[str]:
         """The ids of every starred job (their outputs are never cleaned up)."""
-        return {_text(i) for i in self._read("ZRANGE", FAVOURITES_KEY, 0, -1)}
+        return {reply_text(i) for i in self._read("ZRANGE", FAVOURITES_KEY, 0, -1)}
 
     def _entries(self, ids: Sequence[str], *, with_favourites: bool = False) -> dict[str, HistoryEntry]:
         if not ids:
@@ -300,7 +300,7 @@ class History:
         """Drop entries that ended more than `retention_days` ago, favourites excepted; return how many."""
         cutoff = int(((time.time() if now is None else now) - retention_days * 86_400) * 1000)
         favourites = self.favourite_ids()
-        ids = [i for i in (_text(r) for r in self._read("ZRANGEBYSCORE", TIME_KEY, "-inf", f"({cutoff}"))
+        ids = [i for i in (reply_text(r) for r in self._read("ZRANGEBYSCORE", TIME_KEY, "-inf", f"({cutoff}"))
                if i not in favourites]
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start:start + _BATCH]
@@ -350,9 +350,9 @@ def _query_keys(query: HistoryQuery) -> list[str]:
 
 def _inbox_entry(field: bytes, value: bytes) -> HistoryEntry | None:
     """An inbox record (the JSON array of a status hash's fields and values) as an entry, or None."""
-    job_id = _text(field)
+    job_id = reply_text(field)
     try:
-        flat = json.loads(_text(value))
+        flat = json.loads(reply_text(value))
     except (ValueError, RecursionError):
         flat = None
     if not isinstance(flat, list) or len(flat) % 2 or not all(isinstance(x, str) for x in flat):
@@ -366,5 +366,3 @@ def _undecoded(client: Any, *command: Any) -> Any:
     return client.execute_command(*command, **{NEVER_DECODE: True})
 
 
-def _text(value: object) -> str:
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)

@@ -28,7 +28,7 @@ class _Cycle:
 
 
 @pytest.fixture
-def collections() -> Iterator[list[int]]:
+def collection_threads() -> Iterator[list[int]]:
     """The thread id of every collection from here on, with automatic collection switched on as at start-up."""
     seen: list[int] = []
 
@@ -61,7 +61,7 @@ def _allocate_on_a_thread(count: int) -> list[list[int]]:
 
 
 def test_a_cycle_holding_a_timer_is_freed_by_the_gui_thread(qapp: QApplication, qtbot: QtBot,
-                                                             collections: list[int]) -> None:
+                                                             collection_threads: list[int]) -> None:
     collector = GuiThreadCollector(interval_ms=20)
     collector.start()
     try:
@@ -74,16 +74,16 @@ def test_a_cycle_holding_a_timer_is_freed_by_the_gui_thread(qapp: QApplication, 
         del kept
     finally:
         collector.stop()
-    assert collections and set(collections) == {threading.get_ident()}
+    assert collection_threads and set(collection_threads) == {threading.get_ident()}
 
 
-def test_without_it_the_allocating_thread_collects(qapp: QApplication, collections: list[int]) -> None:
+def test_without_it_the_allocating_thread_collects(qapp: QApplication, collection_threads: list[int]) -> None:
     # What the collector prevents: with automatic collection on, the thread that allocates runs the collection.
     assert len(_allocate_on_a_thread(50 * gc.get_threshold()[0])) > 0
-    assert set(collections) - {threading.get_ident()}
+    assert set(collection_threads) - {threading.get_ident()}
 
 
-def test_stop_gives_collection_back_as_it_was(qapp: QApplication, collections: list[int]) -> None:
+def test_stop_gives_collection_back_as_it_was(qapp: QApplication, collection_threads: list[int]) -> None:
     collector = GuiThreadCollector()
     collector.start()
     assert not gc.isenabled()
