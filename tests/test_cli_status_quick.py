@@ -9,7 +9,7 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,11 +38,11 @@ def runtime(home: Home, redis_server: EmbeddedRedis) -> Iterator[Runtime]:
     rt.close()
 
 
-def answer(capsys: pytest.CaptureFixture[str], run: object) -> tuple[str, int | None]:
+def answer(capsys: pytest.CaptureFixture[str], run: Callable[[], int | None]) -> tuple[str, int | None]:
     """What a status call printed on stdout and returned (None: it declined; "!" + message: it refused)."""
     capsys.readouterr()
     try:
-        code = run()  # type: ignore[operator]
+        code = run()
     except CommandFailed as exc:
         return "!" + str(exc), 2
     return capsys.readouterr().out, code
